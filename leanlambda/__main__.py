@@ -1,0 +1,5 @@
+import sys
+
+from leanlambda.cli import main
+
+sys.exit(main())

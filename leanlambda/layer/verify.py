@@ -1,0 +1,140 @@
+"""Prove a layer: import each of its top-level modules in a clean interpreter of the target's Python.
+
+The original Makenaide layer held pyupbit without pandas and nothing noticed until Lambda failed to
+import it. Here every top-level module is imported in its own `python -I -S` process whose path holds the
+layer, the standard library, and (after the layer, as in /var/runtime on Lambda) the packages the runtime
+provides, taken from this build environment. Nothing else from the build machine is visible.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leanlambda.layer.target import Target, host_arch
+
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+PYENV_GLOB = "~/.pyenv/versions/{version}*/bin/python{version}"
+IMPORT_TIMEOUT_S = 120
+PROBE_TIMEOUT_S = 20
+MAX_WORKERS = 8
+NOT_MODULES = frozenset({"bin", "__pycache__"})
+_IMPORT_SCRIPT = (
+    "import importlib, sys; "
+    "sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]); "
+    "importlib.import_module(sys.argv[1])"
+)
+
+
+@dataclass
+class Verification:
+    status: str  # "verified", "failed" or "unverified"
+    reason: str = ""
+    interpreter: str = ""
+    modules: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.status == "verified":
+            return f"verified: all {len(self.modules)} top-level modules import under {self.interpreter}"
+        if self.status == "failed":
+            listed = "; ".join(f"{name} ({error})" for name, error in sorted(self.failures.items()))
+            return f"FAILED: {len(self.failures)} of {len(self.modules)} modules do not import: {listed}"
+        return f"built but not verified: {self.reason}"
+
+
+def _version_of(python: str) -> str | None:
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def find_interpreter(version: str) -> str | None:
+    """An interpreter of Python `version` ('3.11'): this one, pythonX.Y on PATH, or a pyenv install."""
+    candidates = [sys.executable, shutil.which(f"python{version}")]
+    candidates += sorted(glob.glob(os.path.expanduser(PYENV_GLOB.format(version=version))))
+    for candidate in candidates:
+        if candidate and _version_of(candidate) == version:
+            return candidate
+    return None
+
+
+def top_level_modules(site: Path) -> list[str]:
+    """Importable top-level names in the layer: packages, namespace dirs, .py files, extension modules."""
+    names = set()
+    for entry in site.iterdir():
+        if entry.is_dir():
+            name = entry.name
+        elif entry.suffix == ".py":
+            name = entry.stem
+        elif entry.suffix == ".so" or ".so." in entry.name or entry.name.endswith(".so"):
+            name = entry.name.split(".", 1)[0]
+        else:
+            continue
+        if name.isidentifier() and name not in NOT_MODULES:
+            names.add(name)
+    return sorted(names)
+
+
+def runtime_provided_path(scratch: Path) -> Path:
+    """A directory of links to this environment's boto3 & co: what /var/runtime offers on Lambda."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    for module in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        source = origin.parent if spec.submodule_search_locations else origin
+        link = scratch / source.name
+        if not link.exists():
+            link.symlink_to(source, target_is_directory=source.is_dir())
+    return scratch
+
+
+def _import_one(python: str, module: str, site: Path, runtime: Path, cwd: str) -> str | None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": cwd}
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c", _IMPORT_SCRIPT, module, str(site), str(runtime)],
+                              capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S, cwd=cwd, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return f"import took longer than {IMPORT_TIMEOUT_S} s"
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"exit code {done.returncode}"
+
+
+def verify_layer(site: Path, target: Target, skip: tuple[str, ...] = (),
+                 python: str | None = None) -> Verification:
+    """Import every top-level module of the layer at `site` (its python/ dir) as Lambda would."""
+    modules = [name for name in top_level_modules(site) if name not in skip]
+    if host_arch() != target.arch:
+        return Verification("unverified", f"{target.arch} layer on a {host_arch()} machine", modules=modules)
+    python = python or find_interpreter(target.python_version)
+    if python is None:
+        return Verification("unverified", f"no Python {target.python_version} interpreter found "
+                            f"(looked for python{target.python_version} on PATH and under ~/.pyenv)",
+                            modules=modules)
+    with tempfile.TemporaryDirectory(prefix="leanlambda-verify-") as scratch:
+        runtime = runtime_provided_path(Path(scratch) / "runtime")
+        workdir = Path(scratch) / "cwd"
+        workdir.mkdir()
+        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+            results = dict(zip(modules, pool.map(
+                lambda name: _import_one(python, name, site.resolve(), runtime, str(workdir)), modules),
+                strict=True))
+    failures = {name: error for name, error in results.items() if error}
+    return Verification("failed" if failures else "verified", modules=modules,
+                        interpreter=f"Python {target.python_version} ({python})", failures=failures)
