@@ -64,13 +64,22 @@ class FunctionDir:
     def handler_attr(self) -> str:
         return self.handler.rsplit(".", 1)[1]
 
+    def setting(self, key: str) -> Any:
+        """A function property, with `!Ref Parameter` resolved to the parameter's Default."""
+        value = self.properties.get(key)
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            parameters = self.template.get("Parameters")
+            spec = parameters.get(value["Ref"]) if isinstance(parameters, dict) else None
+            return spec.get("Default") if isinstance(spec, dict) else None
+        return value
+
     @property
     def memory_mb(self) -> int:
-        return _int_setting(self.properties.get("MemorySize"), self.answers.get("memory_size"), DEFAULT_MEMORY_MB)
+        return _int_setting(self.setting("MemorySize"), self.answers.get("memory_size"), DEFAULT_MEMORY_MB)
 
     @property
     def timeout_s(self) -> int:
-        return _int_setting(self.properties.get("Timeout"), self.answers.get("timeout"), DEFAULT_TIMEOUT_S)
+        return _int_setting(self.setting("Timeout"), self.answers.get("timeout"), DEFAULT_TIMEOUT_S)
 
     @property
     def architecture(self) -> str:

@@ -87,8 +87,9 @@ def _configure_logging(config):
 
 def _error(error_type, message, exc=None):
     error = {"errorType": error_type, "errorMessage": message}
-    if exc is not None:
-        error["stackTrace"] = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    if exc is not None:  # the function's frames only, like Lambda's stackTrace
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename != __file__]
+        error["stackTrace"] = traceback.format_list(frames)
     return error
 
 
@@ -149,7 +150,9 @@ def _invoke(handler, event, config):
 def main():
     with open(sys.argv[1], encoding="utf-8") as handle:
         config = json.load(handle)
-    sys.path[:] = config["sys_path"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    interpreter = [p for p in sys.path if p and p != here and "site-packages" not in p]
+    sys.path[:] = config["path_before"] + interpreter + config["path_after"]
     reporter = _Reporter(config["report_fd"])
     _configure_logging(config)
     handler, init_ms, error = _init(config)

@@ -92,7 +92,8 @@ def _edges(dists: list[Dist], target: Target) -> dict[str, set[str]]:
             except InvalidRequirement:
                 continue
             parsed[dist.name].append(requirement)
-            extras.setdefault(canonical(requirement.name), set()).update(canonical(e) for e in requirement.extras)
+            wanted = extras.setdefault(canonical(requirement.name), set())
+            wanted.update(canonical(extra) for extra in requirement.extras)
     environment = target.marker_environment()
     edges: dict[str, set[str]] = {}
     for dist in dists:

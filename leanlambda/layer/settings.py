@@ -44,7 +44,8 @@ def _read_toml(path: Path) -> dict:
         raise UsageError(f"{path}: expected a single [layer] table")
     unknown = sorted(set(table) - KNOWN_KEYS)
     if unknown:
-        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS))}")
+        known = ", ".join(sorted(KNOWN_KEYS))
+        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {known}")
     return table
 
 

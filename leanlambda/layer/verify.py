@@ -3,7 +3,8 @@
 The original Makenaide layer held pyupbit without pandas and nothing noticed until Lambda failed to
 import it. Here every top-level module is imported in its own `python -I -S` process whose path holds the
 layer, the standard library, and (after the layer, as in /var/runtime on Lambda) the packages the runtime
-provides, taken from this build environment. Nothing else from the build machine is visible.
+provides, taken from this build environment. Nothing else from the build machine is visible, and -B keeps
+the proof from writing bytecode into the layer it is proving.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,8 @@ IMPORT_TIMEOUT_S = 120
 PROBE_TIMEOUT_S = 20
 MAX_WORKERS = 8
 NOT_MODULES = frozenset({"bin", "__pycache__"})
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning): \S")
+ISOLATED_FLAGS = ("-I", "-S", "-B")  # no env, no site, no user site, no bytecode written
 _IMPORT_SCRIPT = (
     "import importlib, sys; "
     "sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]); "
@@ -105,15 +109,25 @@ def runtime_provided_path(scratch: Path) -> Path:
 def _import_one(python: str, module: str, site: Path, runtime: Path, cwd: str) -> str | None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": cwd}
     try:
-        done = subprocess.run([python, "-I", "-S", "-c", _IMPORT_SCRIPT, module, str(site), str(runtime)],
-                              capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S, cwd=cwd, env=env,
-                              check=False)
+        command = [python, *ISOLATED_FLAGS, "-c", _IMPORT_SCRIPT, module, str(site), str(runtime)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S, cwd=cwd,
+                              env=env, check=False)
     except subprocess.TimeoutExpired:
         return f"import took longer than {IMPORT_TIMEOUT_S} s"
     if done.returncode == 0:
         return None
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else f"exit code {done.returncode}"
+    return _error_summary(done.stderr) or f"exit code {done.returncode}"
+
+
+def _error_summary(stderr: str) -> str:
+    """The final exception line, and the first one (the root cause) when the error was chained."""
+    raised = [line.strip() for line in stderr.splitlines() if _EXCEPTION_LINE.match(line)]
+    if not raised:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+    if len(raised) > 1 and raised[0] != raised[-1]:
+        return f"{raised[-1]} (caused by {raised[0]})"
+    return raised[-1]
 
 
 def verify_layer(site: Path, target: Target, skip: tuple[str, ...] = (),

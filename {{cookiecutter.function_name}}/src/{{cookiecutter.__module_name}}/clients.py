@@ -6,6 +6,7 @@ Clients live as long as the container: a warm invocation never builds one again.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -19,6 +20,11 @@ MAX_ATTEMPTS = 5
 """botocore's adaptive retry mode backs off on throttling within these attempts."""
 
 DEFAULT_REGION = "{{ cookiecutter.region }}"
+QUIETEST_SDK_LOG_LEVEL = logging.INFO
+"""botocore logs whole request and response bodies at DEBUG, secrets included: never lower."""
+
+for _sdk_logger in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_sdk_logger).setLevel(QUIETEST_SDK_LOG_LEVEL)
 
 
 class AWSClientFactory:

@@ -40,6 +40,8 @@ class OptimizedOrchestrator:
         metrics.record_cold_start()
         try:
             try:
+                if not isinstance(event, dict):
+                    raise InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
                 request = parse_event(event)
             except InvalidEvent as error:
                 metrics.add("InvalidEvent", 1)

@@ -38,9 +38,7 @@ class Request:
         self.items = items
 
 
-def parse_event(event: Any) -> Request:
-    if not isinstance(event, dict):
-        raise InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
+def parse_event(event: dict[str, Any]) -> Request:
     items = event.get("items", [])
     if not isinstance(items, list):
         raise InvalidEvent("'items' must be a list of numbers")

@@ -1,0 +1,88 @@
+"""`leanlambda new`: generate a function folder from the bundled Cookiecutter template."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from leanlambda.errors import UsageError
+from leanlambda.template_source import template_context, template_dir
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "new",
+        help="generate a new function from the bundled template",
+        description=(
+            "Run the bundled Cookiecutter template: answer its prompts (or take the defaults with "
+            "--no-input) and write the function folder under OUTPUT_DIR. --set KEY=VALUE answers a prompt "
+            "ahead of time, e.g. --set function_name=orders-sync --set use_postgres=true."
+        ),
+    )
+    parser.add_argument("output_dir", metavar="OUTPUT_DIR", nargs="?", default=".", type=Path,
+                        help="where the function folder is written (default: the current folder)")
+    parser.add_argument("--no-input", action="store_true", help="do not prompt; use defaults and --set values")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="values",
+                        help="answer a prompt (repeatable)")
+    parser.set_defaults(func=run)
+
+
+def _coerce(default: Any, value: str) -> Any:
+    """Cookiecutter keeps a boolean prompt boolean only when the answer is a bool."""
+    if isinstance(default, bool):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "y", "on"):
+            return True
+        if lowered in ("0", "false", "no", "n", "off"):
+            return False
+        raise UsageError(f"--set expects true or false for this prompt, got {value!r}")
+    return value
+
+
+def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    known = {key for key in context if not key.startswith("_")}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
+        if key not in known:
+            raise UsageError(f"--set: unknown prompt {key!r} (known: {', '.join(sorted(known))})")
+        default = context[key]
+        if isinstance(default, list) and value not in [str(choice) for choice in default]:
+            choices = ", ".join(str(choice) for choice in default)
+            raise UsageError(f"--set {key}: {value!r} is not one of {choices}")
+        values[key] = _coerce(default, value)
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
+    from cookiecutter.main import cookiecutter
+
+    source = template_dir()
+    context = template_context(source)
+    values = parse_values(args.values, context)
+    output_dir: Path = args.output_dir
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"not a folder: {output_dir}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        created = cookiecutter(str(source), no_input=args.no_input, extra_context=values,
+                               output_dir=str(output_dir), accept_hooks=True)
+    except FailedHookException:
+        raise UsageError("the template rejected the answers (see the hook's message above); nothing written") \
+            from None
+    except OutputDirExistsException as error:
+        raise UsageError(f"already exists: {str(error).splitlines()[0]}") from None
+    except CookiecutterException as error:
+        raise UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    print(created)
+    answers = Path(created) / ".cookiecutter.json"
+    if answers.is_file():
+        name = json.loads(answers.read_text(encoding="utf-8")).get("function_name", Path(created).name)
+        print(f"next: leanlambda review {created}   (function {name})")
+    return 0

@@ -1,0 +1,301 @@
+"""`leanlambda layer`: a small layer is built once per session (from the package index) and examined.
+
+Requirements of the test layer: attrs (pure python, ships .pyi stubs), requests (a dependency tree that
+needs urllib3), simplejson (a C extension that ships a tests/ package) and aws-xray-sdk (pulls in
+botocore, so the runtime-provided exclusion has something to leave out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from leanlambda.commands import layer as layer_command
+from leanlambda.errors import CheckFailed, UsageError
+from leanlambda.layer import Limits, Target, build_layer, check_build, load_settings, verify_layer
+from leanlambda.layer.builder import REPORT_FILE
+from leanlambda.layer.install import Dist, runtime_provided_to_drop
+from leanlambda.layer.slim import slim
+from leanlambda.layer.target import host_arch
+from leanlambda.layer.verify import find_interpreter
+from leanlambda.ziputil import write_deterministic_zip
+
+REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
+TINY_LIMIT_MB = "0.01"
+
+
+@pytest.fixture(scope="session")
+def layer_source(tmp_path_factory) -> Path:
+    source = tmp_path_factory.mktemp("src") / "small-layer"
+    source.mkdir()
+    (source / "requirements.txt").write_text(REQUIREMENTS)
+    (source / "layer.toml").write_text('[layer]\nname = "small"\nruntime = "python3.11"\n')
+    return source
+
+
+@pytest.fixture(scope="session")
+def built(layer_source, tmp_path_factory):
+    messages: list[str] = []
+    out = tmp_path_factory.mktemp("out") / "first"
+    result = build_layer(load_settings(layer_source), out_dir=out, progress=messages.append)
+    return result, messages
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """The layer sub-command as leanlambda's CLI runs it (errors -> one line, exit code)."""
+    parser = argparse.ArgumentParser(prog="leanlambda")
+    layer_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except (UsageError, CheckFailed) as error:
+        print(f"leanlambda layer: {error}", file=__import__("sys").stderr)
+        code = error.exit_code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def second_build(layer_source, tmp_path_factory):
+    """The same inputs again, through the CLI, with limits tiny enough to fail."""
+    out = tmp_path_factory.mktemp("out") / "second"
+    parser = argparse.ArgumentParser(prog="leanlambda")
+    layer_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB])
+    with pytest.raises(CheckFailed) as failure:
+        args.func(args)
+    return out, str(failure.value)
+
+
+def site_of(result) -> Path:
+    return Path(result.out_dir) / "layer" / "python"
+
+
+# --- exclusion of what the runtime provides --------------------------------------------------------------
+
+def test_runtime_provided_packages_are_left_out(built):
+    result, _ = built
+    left_out = {pin.split("==")[0] for pin in result.left_out}
+    kept = {pin.split("==")[0] for pin in result.packages}
+    assert {"botocore", "jmespath", "python-dateutil"} <= left_out  # only botocore needed these
+    assert "urllib3" in kept and "urllib3" not in left_out  # requests needs it: never rely on the runtime's
+    site = site_of(result)
+    assert not (site / "botocore").exists() and not list(site.glob("botocore-*.dist-info"))
+    assert not (site / "jmespath").exists() and not (site / "dateutil").exists()
+    assert (site / "urllib3").is_dir() and (site / "aws_xray_sdk").is_dir()
+
+
+def test_drop_rule_keeps_shared_dependencies():
+    target = Target.parse("python3.11", "x86_64")
+    dists = [
+        Dist("pandas", "2.2", ["python-dateutil>=2.8", "numpy"], requested=True),
+        Dist("numpy", "2.0"),
+        Dist("botocore", "1.0", ["python-dateutil", "jmespath", "urllib3"]),
+        Dist("boto3", "1.0", ["botocore"], requested=True),
+        Dist("python-dateutil", "2.9", ["six"]),
+        Dist("six", "1.17"),
+        Dist("jmespath", "1.0"),
+        Dist("urllib3", "2.0"),
+        Dist("tool", "1.0", ["urllib3; python_version < '3.8'", "six; extra == 'old'"], requested=True),
+    ]
+    assert runtime_provided_to_drop(dists, target) == {"boto3", "botocore", "jmespath", "urllib3"}
+
+
+def test_keep_runtime_provided_keeps_boto3_too():
+    target = Target.parse("python3.11", "x86_64")
+    dists = [Dist("boto3", "1.0", ["botocore"], requested=True), Dist("botocore", "1.0")]
+    assert runtime_provided_to_drop(dists, target) == {"boto3", "botocore"}
+
+
+# --- slimming ----------------------------------------------------------------------------------------------
+
+def test_built_layer_is_slim(built):
+    result, _ = built
+    site = site_of(result)
+    leftovers = [p for p in site.rglob("*") if p.name in ("tests", "__pycache__", "RECORD")
+                 or p.suffix in (".pyi", ".pyc", ".c", ".pyx")]
+    assert leftovers == []
+    assert not (site / "bin").exists()
+    assert result.slimmed_bytes.get("test suites", 0) > 0  # simplejson/tests
+    assert result.slimmed_bytes.get("type stubs", 0) > 0  # attr/*.pyi
+    assert all((info / "METADATA").is_file() for info in site.glob("*.dist-info"))
+
+
+def test_slim_rules_on_a_synthetic_tree(tmp_path):
+    site = tmp_path / "python"
+    files = {
+        "pkg/__init__.py": "", "pkg/core.py": "", "pkg/core.pyi": "", "pkg/py.typed": "",
+        "pkg/tests/test_core.py": "", "pkg/__pycache__/core.cpython-311.pyc": "x",
+        "pkg/_speed.pyx": "", "pkg/include/pkg.h": "", "pkg/conftest.py": "",
+        "pkg-1.0.dist-info/METADATA": "Name: pkg\n", "pkg-1.0.dist-info/RECORD": "",
+        "pkg-1.0.dist-info/INSTALLER": "pip", "pkg-1.0.dist-info/entry_points.txt": "",
+        "bin/pkg-cli": "#!/usr/bin/python", "pkg-stubs/__init__.pyi": "", "tests/__init__.py": "",
+    }
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    saved = slim(site)
+    remaining = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    assert remaining == ["pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/entry_points.txt",
+                         "pkg/__init__.py", "pkg/core.py", "pkg/py.typed"]
+    assert saved["bytecode"] == 1 and saved["console scripts"] > 0
+
+
+# --- the frozen list ---------------------------------------------------------------------------------------
+
+def test_lock_lists_exactly_what_the_layer_holds(built):
+    result, _ = built
+    lock = (Path(result.out_dir) / "layer" / "requirements.lock").read_text()
+    pins = [line for line in lock.splitlines() if line and not line.startswith("#")]
+    assert pins == result.packages == sorted(result.packages)
+    assert all("==" in pin for pin in pins)
+    assert "#   botocore==" in lock
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert archive.read("requirements.lock").decode() == lock
+
+
+# --- determinism and limits ------------------------------------------------------------------------------
+
+def test_two_builds_give_the_same_sha256(built, second_build):
+    result, _ = built
+    out, _ = second_build
+    second_zip = out / "small.zip"
+    assert hashlib.sha256(second_zip.read_bytes()).hexdigest() == result.sha256
+    assert hashlib.sha256(Path(result.zip_path).read_bytes()).hexdigest() == result.sha256
+
+
+def test_zip_layout(built):
+    result, _ = built
+    with zipfile.ZipFile(result.zip_path) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    assert names == sorted(names)
+    assert all(name.startswith(("python/", "requirements.lock")) for name in names)
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {info.external_attr >> 16 & 0o777 for info in infos} == {0o644, 0o755}
+
+
+def test_over_a_limit_fails_clearly(second_build):
+    out, message = second_build
+    assert "zipped" in message and "over the 10 KB limit" in message
+    assert (out / REPORT_FILE).is_file()  # the complete build stays for inspection
+
+
+def test_check_build_uses_injected_limits(built):
+    result, _ = built
+    check_build(result)  # a few MB: well within Lambda's limits
+    with pytest.raises(CheckFailed, match="unzipped .* over the"):
+        check_build(result, Limits(unzipped_bytes=1024, zipped_bytes=10**9))
+
+
+# --- the import proof --------------------------------------------------------------------------------------
+
+def test_every_module_imports_in_a_clean_interpreter(built):
+    result, messages = built
+    assert result.verification.status == "verified", result.verification.summary()
+    assert {"attr", "attrs", "requests", "simplejson", "aws_xray_sdk", "urllib3"} <= set(
+        result.verification.modules)
+    assert any(message.startswith("[6/6]") for message in messages)
+
+
+def test_proof_fails_when_a_dependency_is_missing(built, tmp_path):
+    """The original layer's defect: a package without its dependency (pyupbit without pandas)."""
+    result, _ = built
+    broken = tmp_path / "python"
+    shutil.copytree(site_of(result), broken)
+    shutil.rmtree(broken / "idna")
+    verification = verify_layer(broken, Target.parse("python3.11", "x86_64"))
+    assert verification.status == "failed"
+    assert "requests" in verification.failures
+    assert "No module named 'idna'" in verification.failures["requests"]
+    assert "idna" not in verification.modules
+
+
+def test_no_proof_for_a_foreign_architecture(built):
+    result, _ = built
+    foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
+    verification = verify_layer(site_of(result), Target.parse("python3.11", foreign))
+    assert verification.status == "unverified"
+    assert "built but not verified" in verification.summary()
+
+
+def test_no_proof_without_the_target_python(built, monkeypatch):
+    result, _ = built
+    monkeypatch.setattr("leanlambda.layer.verify.find_interpreter", lambda version: None)
+    verification = verify_layer(site_of(result), Target.parse("python3.12", host_arch()))
+    assert verification.status == "unverified" and "no Python 3.12" in verification.reason
+
+
+def test_find_interpreter_checks_the_version():
+    assert find_interpreter("3.11") is not None  # the venv's own
+    assert find_interpreter("2.99") is None
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("files", "extra", "message"), [
+    ({}, [], "no requirements.txt"),
+    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nrutime = 'x'\n"}, [], "unknown key"),
+    ({"requirements.txt": "attrs\n", "layer.toml": "[layer\n"}, [], "not valid TOML"),
+    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nruntime = 'python2.7'\n"}, [], "unsupported runtime"),
+    ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, [], "pip could not install"),
+])
+def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path, capsys, files, extra, message):
+    source = tmp_path / "layer"
+    source.mkdir()
+    for name, text in files.items():
+        (source / name).write_text(text)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["layer", str(source), "--out", str(out), *extra], capsys)
+    assert code == 2 and message in err
+    assert len(err.strip().splitlines()[-1:]) == 1
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]  # no scratch left behind
+
+
+def test_refuses_to_overwrite_a_foreign_directory(tmp_path, capsys):
+    source = tmp_path / "layer"
+    source.mkdir()
+    (source / "requirements.txt").write_text("attrs\n")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    code, _, err = run_cli(["layer", str(source), "--out", str(precious)], capsys)
+    assert code == 2 and "not a leanlambda layer build" in err
+    assert (precious / "keep.txt").read_text() == "mine"
+
+
+def test_help_describes_the_command(capsys):
+    with pytest.raises(SystemExit):
+        run_cli(["layer", "--help"], capsys)
+    assert "runtime provides" in capsys.readouterr().out
+
+
+# --- the deterministic zip -------------------------------------------------------------------------------
+
+def test_write_deterministic_zip_ignores_time_permissions_and_bytecode(tmp_path):
+    def tree(root: Path, mode: int, mtime: int) -> Path:
+        (root / "pkg" / "__pycache__").mkdir(parents=True)
+        (root / "pkg" / "__init__.py").write_text("x = 1\n")
+        (root / "pkg" / "b.py").write_text("y = 2\n")
+        (root / "pkg" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"junk")
+        (root / "pkg" / "stray.pyc").write_bytes(b"junk")
+        for path in root.rglob("*"):
+            if path.is_file():
+                path.chmod(mode)
+            os.utime(path, (mtime, mtime))
+        return root
+
+    first = write_deterministic_zip(tree(tmp_path / "a", 0o600, 1_000_000), tmp_path / "a.zip", "python/")
+    second = write_deterministic_zip(tree(tmp_path / "b", 0o755, 2_000_000), tmp_path / "b.zip", "python")
+    assert first == second
+    assert first[0] == (tmp_path / "a.zip").stat().st_size
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        assert archive.namelist() == ["python/", "python/pkg/", "python/pkg/__init__.py", "python/pkg/b.py"]
+        assert archive.getinfo("python/pkg/b.py").compress_type == zipfile.ZIP_DEFLATED
