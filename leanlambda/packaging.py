@@ -43,6 +43,12 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return ignored
 
 
+def stage_source(src: Path, dest: Path) -> Path:
+    """Copy what ships (src/ minus tests, caches and bytecode) to dest: the zip's contents."""
+    shutil.copytree(src, dest, ignore=_ignore, symlinks=False)
+    return dest
+
+
 def default_output(function: FunctionDir) -> Path:
     return function.root / BUILD_DIR / f"{function.name}.zip"
 
@@ -51,7 +57,6 @@ def build_package(function: FunctionDir, out_path: Path | None = None) -> Packag
     """Zip src/ (its contents at the archive root) into out_path; return path, size and sha256."""
     out_path = Path(out_path) if out_path is not None else default_output(function)
     with tempfile.TemporaryDirectory(prefix="leanlambda-pkg-") as staging:
-        stage = Path(staging) / "src"
-        shutil.copytree(function.src, stage, ignore=_ignore, symlinks=False)
+        stage = stage_source(function.src, Path(staging) / "src")
         size, digest = write_deterministic_zip(stage, out_path)
     return PackageResult(path=out_path, size=size, sha256=digest)

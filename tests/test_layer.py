@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     try:
         code = args.func(args)
     except (UsageError, CheckFailed) as error:
-        print(f"leanlambda layer: {error}", file=__import__("sys").stderr)
+        print(f"leanlambda layer: {error}", file=sys.stderr)
         code = error.exit_code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -67,7 +68,8 @@ def second_build(layer_source, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "second"
     parser = argparse.ArgumentParser(prog="leanlambda")
     layer_command.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB])
+    args = parser.parse_args(
+        ["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB])
     with pytest.raises(CheckFailed) as failure:
         args.func(args)
     return out, str(failure.value)
@@ -190,7 +192,7 @@ def test_over_a_limit_fails_clearly(second_build):
 def test_check_build_uses_injected_limits(built):
     result, _ = built
     check_build(result)  # a few MB: well within Lambda's limits
-    with pytest.raises(CheckFailed, match="unzipped .* over the"):
+    with pytest.raises(CheckFailed, match=r"unzipped .* over the"):
         check_build(result, Limits(unzipped_bytes=1024, zipped_bytes=10**9))
 
 
@@ -239,20 +241,20 @@ def test_find_interpreter_checks_the_version():
 
 # --- bad input ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("files", "extra", "message"), [
-    ({}, [], "no requirements.txt"),
-    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nrutime = 'x'\n"}, [], "unknown key"),
-    ({"requirements.txt": "attrs\n", "layer.toml": "[layer\n"}, [], "not valid TOML"),
-    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nruntime = 'python2.7'\n"}, [], "unsupported runtime"),
-    ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, [], "pip could not install"),
+@pytest.mark.parametrize(("files", "message"), [
+    ({}, "no requirements.txt"),
+    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nrutime = 'x'\n"}, "unknown key"),
+    ({"requirements.txt": "attrs\n", "layer.toml": "[layer\n"}, "not valid TOML"),
+    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nruntime = 'py2'\n"}, "unsupported runtime"),
+    ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, "pip could not install"),
 ])
-def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path, capsys, files, extra, message):
+def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path, capsys, files, message):
     source = tmp_path / "layer"
     source.mkdir()
     for name, text in files.items():
         (source / name).write_text(text)
     out = tmp_path / "out"
-    code, _, err = run_cli(["layer", str(source), "--out", str(out), *extra], capsys)
+    code, _, err = run_cli(["layer", str(source), "--out", str(out)], capsys)
     assert code == 2 and message in err
     assert len(err.strip().splitlines()[-1:]) == 1
     assert not out.exists()

@@ -93,11 +93,27 @@ def _error(error_type, message, exc=None):
     return error
 
 
+def peak_rss_kb():
+    """This process's own peak RSS (VmHWM). ru_maxrss would include the parent's peak on Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KB elsewhere
+
+
 class _Reporter:
     def __init__(self, fd):
         self._stream = os.fdopen(fd, "w", encoding="utf-8", closefd=True)
 
     def send(self, **message):
+        message["peak_rss_kb"] = peak_rss_kb()
         self._stream.write(json.dumps(message, default=str) + "\n")
         self._stream.flush()
 

@@ -1,7 +1,10 @@
 """Start the emulated runtime, enforce Lambda's limits and collect what happened.
 
 The child reports over a private pipe (JSON lines); its stdout and stderr go to a file the caller
-prints as the function's logs. Max Memory Used is the child's peak RSS from wait4's rusage.
+prints as the function's logs. Max Memory Used is the child's own peak RSS (VmHWM), reported by the
+child and polled from /proc while it runs. wait4's ru_maxrss is only the fallback: on Linux a child
+made by fork/vfork carries the parent's peak RSS across exec, so a 200 MB toolkit process would make
+every function look 200 MB big.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from leanlambda.emulator.runtime import FAKE_ACCOUNT_ID, build_runtime_dir, lambda_environment, layer_paths
 from leanlambda.function import FunctionDir
+from leanlambda.packaging import stage_source
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 INIT_LIMIT_S = 10.0  # Lambda gives the init phase of an on-demand function 10 s
@@ -70,7 +74,7 @@ class RunSpec:
     mode: str = MODE_INVOKE
 
 
-def _config(spec: RunSpec, workdir: Path, report_fd: int, request_id: str) -> dict[str, Any]:
+def _config(spec: RunSpec, workdir: Path, task_root: Path, report_fd: int, request_id: str) -> dict[str, Any]:
     function = spec.function
     region = function.region
     memory = spec.memory_mb or function.memory_mb
@@ -81,7 +85,7 @@ def _config(spec: RunSpec, workdir: Path, report_fd: int, request_id: str) -> di
         "mode": spec.mode,
         "module": function.module,
         "handler_attr": function.handler_attr,
-        "path_before": [str(function.src.resolve()), *layer_paths(spec.layers, workdir / "layers")],
+        "path_before": [str(task_root), *layer_paths(spec.layers, workdir / "layers")],
         "path_after": [str(runtime_dir)],
         "report_fd": report_fd,
         "event_file": str(event_file),
@@ -110,7 +114,29 @@ def _read_messages(buffer: bytearray) -> list[dict[str, Any]]:
     return messages
 
 
+def _point_at_source(outcome: Outcome, task_root: Path, src: Path) -> None:
+    """Tracebacks name the staged copy; show the developer's own files instead."""
+    staged, real = str(task_root), str(src.resolve())
+    outcome.output = outcome.output.replace(staged, real)
+    if outcome.error and isinstance(outcome.error.get("stackTrace"), list):
+        outcome.error["stackTrace"] = [line.replace(staged, real) for line in outcome.error["stackTrace"]]
+
+
+def _polled_peak_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _apply(outcome: Outcome, message: dict[str, Any]) -> None:
+    peak = message.get("peak_rss_kb")
+    if isinstance(peak, int):
+        outcome.extra["peak_kb"] = max(outcome.extra.get("peak_kb", 0), peak)
     if message.get("event") == MODE_INIT:
         outcome.init_ms = float(message.get("duration_ms") or 0.0)
     else:
@@ -131,25 +157,29 @@ def run(spec: RunSpec) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="leanlambda-run-") as tmp:
         workdir = Path(tmp)
         read_fd, write_fd = os.pipe()
+        # What ships, as Lambda extracts it to /var/task: no __pycache__, so the init phase compiles the
+        # function's modules as it does on Lambda (-B: and writes no bytecode back).
+        task_root = stage_source(function.src, workdir / "task")
         try:
-            config = _config(spec, workdir, write_fd, request_id)
+            config = _config(spec, workdir, task_root, write_fd, request_id)
             config_file = workdir / "config.json"
             config_file.write_text(json.dumps(config), encoding="utf-8")
             env = lambda_environment(function.name, memory, function.region, function.runtime,
-                                     function.log_format, function.src.resolve(), workdir)
+                                     function.log_format, task_root, workdir)
             env.update(function.environment())
             env.update(spec.env)
             output_path = workdir / "output.log"
             with output_path.open("wb") as output:
                 process = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-u", str(BOOTSTRAP), str(config_file)],
-                    cwd=function.src, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                    [sys.executable, "-I", "-S", "-B", "-u", str(BOOTSTRAP), str(config_file)],
+                    cwd=task_root, env=env, stdin=subprocess.DEVNULL, stdout=output,
                     stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
                 )
             os.close(write_fd)
             write_fd = -1
             _supervise(process, read_fd, outcome, spec.mode, timeout_s)
             outcome.output = output_path.read_bytes().decode("utf-8", errors="replace")
+            _point_at_source(outcome, task_root, function.src)
         finally:
             os.close(read_fd)
             if write_fd >= 0:
@@ -168,6 +198,7 @@ def _supervise(process: subprocess.Popen, read_fd: int, outcome: Outcome, mode: 
         if pid:  # the child is gone: take what it wrote before it went
             _drain(read_fd, buffer, outcome)
             break
+        outcome.extra["peak_kb"] = max(outcome.extra.get("peak_kb", 0), _polled_peak_kb(process.pid))
         if eof:
             time.sleep(POLL_S / 5)
         elif select.select([read_fd], [], [], POLL_S)[0]:
@@ -186,7 +217,8 @@ def _supervise(process: subprocess.Popen, read_fd: int, outcome: Outcome, mode: 
             break
     process.returncode = os.waitstatus_to_exitcode(status)
     outcome.exit_status = process.returncode
-    outcome.max_memory_mb = math.ceil(usage.ru_maxrss / KB_PER_MB)  # ru_maxrss is in KB on Linux
+    peak_kb = outcome.extra.get("peak_kb") or usage.ru_maxrss  # ru_maxrss: KB on Linux
+    outcome.max_memory_mb = math.ceil(peak_kb / KB_PER_MB)
     _check_exit(outcome, mode)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from {{ cookiecutter.__module_name }} import handler, metrics
+from {{ cookiecutter.__module_name }} import {% if cookiecutter.use_postgres %}db, {% endif %}handler, metrics
 
 REGION = "{{ cookiecutter.region }}"
 DEFAULT_TIMEOUT_MS = {{ cookiecutter.timeout | int * 1000 }}
@@ -71,6 +71,9 @@ def fresh_container():
     metrics.reset_cold_start()
     yield
     handler.reset()
+{%- if cookiecutter.use_postgres %}
+    db.reset_database()
+{%- endif %}
 
 
 @pytest.fixture

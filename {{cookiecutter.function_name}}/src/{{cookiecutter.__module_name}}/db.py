@@ -158,6 +158,25 @@ class Database:
             raise DatabaseConfigError("the database secret is not a JSON object") from None
 
 
+_database: Database | None = None
+
+
+def get_database(clients: AWSClientFactory) -> Database:
+    """The container's Database: its connection outlives the invocation that opened it."""
+    global _database
+    if _database is None:
+        _database = Database(clients)
+    return _database
+
+
+def reset_database() -> None:
+    """Close and forget the container's Database, as a new container would (tests)."""
+    global _database
+    if _database is not None:
+        _database.reset()
+    _database = None
+
+
 def _is_connection_lost(error: BaseException) -> bool:
     """True for errors after which the connection cannot be used again."""
     import psycopg2

@@ -1,0 +1,1 @@
+"""Collects daily and 4-hour Upbit candles into PostgreSQL"""

@@ -1,0 +1,283 @@
+"""The runtime's contracts: lazy imports, cached clients, bounded metrics and deadlines."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from makenaide_data_collector import handler
+from makenaide_data_collector.clients import AWSClientFactory
+from makenaide_data_collector.metrics import (
+    EMF_MAX_METRICS_PER_BLOB,
+    PUT_METRIC_DATA_MAX_METRICS,
+    EmfBackend,
+    MetricsCollector,
+    PutMetricDataBackend,
+)
+from makenaide_data_collector.pipeline import (
+    Deadline,
+    DeadlineExceeded,
+    PipelineExecutor,
+    RunContext,
+    SkipStep,
+    Step,
+)
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY_MODULES = ("boto3", "botocore", "psycopg2", "pyupbit", "pandas", "numpy", "requests")
+
+
+def _modules_after_import() -> set[str]:
+    """Modules loaded by importing the handler in a fresh interpreter, as Lambda's init does."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        "import makenaide_data_collector.handler; print(json.dumps(sorted(sys.modules)))"
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "ap-northeast-2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(SRC)], capture_output=True, text=True, check=True, env=env
+    )
+    return set(json.loads(result.stdout))
+
+
+def test_importing_the_handler_imports_no_heavy_module_unless_prewarming():
+    loaded = _modules_after_import()
+    if handler.PREWARM_SERVICES:
+        assert "boto3" in loaded, "prewarmed clients are created during init"
+        assert {"psycopg2", "pyupbit", "pandas", "requests"}.isdisjoint(loaded)
+    else:
+        assert set(HEAVY_MODULES).isdisjoint(loaded)
+
+
+def test_a_client_is_created_once_and_reused(aws):
+    factory = AWSClientFactory()
+    first = factory.get("s3")
+    assert factory.get("s3") is first
+    assert factory.created == 1
+    assert factory.get("sqs") is not first
+    assert factory.created == 2
+
+
+def test_clients_differ_by_region_and_reset_forgets_them(aws):
+    factory = AWSClientFactory()
+    seoul = factory.get("s3")
+    virginia = factory.get("s3", region="us-east-1")
+    assert seoul is not virginia
+    assert virginia.meta.region_name == "us-east-1"
+    factory.reset()
+    assert factory.created == 0
+    assert factory.get("s3") is not seoul
+
+
+def test_prewarm_creates_clients_before_the_first_call(aws):
+    factory = AWSClientFactory()
+    factory.prewarm("s3", "sqs")
+    assert factory.created == 2
+    created = factory.get("s3")
+    factory.prewarm("s3")
+    assert factory.get("s3") is created
+    assert factory.created == 2
+
+
+def test_clients_use_adaptive_retries_and_bounded_timeouts(aws):
+    config = AWSClientFactory().get("s3").meta.config
+    assert config.retries["mode"] == "adaptive"
+    assert config.connect_timeout <= 5
+    assert config.read_timeout <= 30
+
+
+def test_warm_invocations_reuse_the_container_orchestrator_and_clients(aws, lambda_context):
+    handler.lambda_handler(None, lambda_context)
+    orchestrator = handler.get_orchestrator()
+    s3 = orchestrator.clients.get("s3")
+    created = orchestrator.clients.created
+    handler.lambda_handler(None, lambda_context)
+    assert handler.get_orchestrator() is orchestrator
+    assert orchestrator.clients.get("s3") is s3
+    assert orchestrator.clients.created == created
+
+
+@pytest.mark.parametrize("count", [1, 100, 101, 250])
+def test_emf_puts_at_most_100_metrics_in_a_line(count, emf_lines):
+    collector = MetricsCollector("Test", EmfBackend(), {"FunctionName": "f"})
+    for index in range(count):
+        collector.add(f"Metric{index}", index, "Milliseconds")
+    collector.flush()
+    blobs = emf_lines()
+    assert len(blobs) == math.ceil(count / EMF_MAX_METRICS_PER_BLOB)
+    names = []
+    for blob in blobs:
+        (directive,) = blob["_aws"]["CloudWatchMetrics"]
+        assert len(directive["Metrics"]) <= EMF_MAX_METRICS_PER_BLOB
+        assert directive["Namespace"] == "Test"
+        assert directive["Dimensions"] == [["FunctionName"]]
+        names += [metric["Name"] for metric in directive["Metrics"]]
+        assert all(blob[metric["Name"]] == float(metric["Name"][6:]) for metric in directive["Metrics"])
+    assert sorted(names) == sorted(f"Metric{index}" for index in range(count))
+
+
+def test_emf_separates_dimension_sets(emf_lines):
+    collector = MetricsCollector("Test", EmfBackend(), {"FunctionName": "f"})
+    collector.add("Orders", 1)
+    collector.add("Orders", 2, dimensions={"Market": "KRW"})
+    collector.flush()
+    directives = [blob["_aws"]["CloudWatchMetrics"][0] for blob in emf_lines()]
+    dimension_sets = sorted(tuple(directive["Dimensions"][0]) for directive in directives)
+    assert dimension_sets == [("FunctionName",), ("FunctionName", "Market")]
+
+
+@pytest.mark.parametrize("count", [1, 1000, 1001, 5000])
+def test_put_metric_data_sends_at_most_1000_metrics_a_call(aws, count):
+    factory = AWSClientFactory()
+    cloudwatch = factory.get("cloudwatch")
+    calls = []
+    cloudwatch.meta.events.register(
+        "provide-client-params.cloudwatch.PutMetricData",
+        lambda params, **_: calls.append(len(params["MetricData"])),
+    )
+    collector = MetricsCollector("Test", PutMetricDataBackend(lambda: cloudwatch))
+    for index in range(count):
+        collector.add("Latency", index % 50, "Milliseconds", {"Shard": str(index % 3)})
+    collector.flush()
+    assert len(calls) == math.ceil(count / PUT_METRIC_DATA_MAX_METRICS)
+    assert max(calls) <= PUT_METRIC_DATA_MAX_METRICS
+    assert sum(calls) == count
+    stored = cloudwatch.list_metrics(Namespace="Test")["Metrics"]
+    assert {metric["MetricName"] for metric in stored} == {"Latency"}
+
+
+def test_put_metric_data_throttled_falls_back_to_emf_without_losing_metrics(aws, emf_lines, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    attempts = []
+
+    class ThrottledCloudWatch:
+        def put_metric_data(self, **kwargs):
+            attempts.append(kwargs)
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "PutMetricData")
+
+    monkeypatch.setattr("makenaide_data_collector.metrics.time.sleep", lambda seconds: None)
+    collector = MetricsCollector("Test", PutMetricDataBackend(ThrottledCloudWatch))
+    collector.add("Orders", 7)
+    collector.flush()
+    assert len(attempts) == 3
+    (blob,) = emf_lines()
+    assert blob["Orders"] == 7.0
+
+
+def test_metrics_reject_unknown_units_and_too_many_dimensions():
+    collector = MetricsCollector("Test", EmfBackend())
+    with pytest.raises(ValueError, match="unit"):
+        collector.add("Latency", 1, "Hours")
+    with pytest.raises(ValueError, match="30"):
+        collector.add("Latency", 1, dimensions={f"D{index}": "x" for index in range(31)})
+
+
+def test_cold_start_is_counted_once_per_container(lambda_context, emf_lines):
+    handler.lambda_handler(None, lambda_context)
+    handler.lambda_handler(None, lambda_context)
+    blobs = emf_lines()
+    assert sum(1 for blob in blobs if "ColdStart" in blob) == 1
+
+
+class _Clock:
+    """A Lambda context and a time.sleep that share a fake clock."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining = remaining_ms
+        self.slept: list[float] = []
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.remaining -= int(seconds * 1000)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = _Clock(remaining_ms=5_000)
+    monkeypatch.setattr("makenaide_data_collector.pipeline.time.sleep", fake.sleep)
+    return fake
+
+
+def _run(steps, context):
+    run = RunContext(request=None, clients=None, metrics=None, deadline=Deadline.from_context(context, 1_000))
+    return PipelineExecutor().run(steps, run), run
+
+
+def test_a_step_whose_budget_exceeds_the_remaining_time_is_skipped(clock):
+    ran = []
+    steps = [
+        Step("quick", lambda run: ran.append("quick"), budget_ms=100),
+        Step("slow", lambda run: ran.append("slow"), critical=False, budget_ms=10_000),
+        Step("after", lambda run: ran.append("after"), budget_ms=100),
+    ]
+    result, _ = _run(steps, clock)
+    assert ran == ["quick", "after"]
+    assert [step.status for step in result.steps] == ["ok", "skipped", "ok"]
+    assert "ms left" in result.steps[1].error
+
+
+def test_a_wait_never_goes_past_the_deadline(clock):
+    deadline = Deadline.from_context(clock, safety_margin_ms=1_000)
+    with pytest.raises(DeadlineExceeded):
+        deadline.sleep(10)
+    assert clock.slept == []
+    with pytest.raises(DeadlineExceeded):
+        deadline.poll(lambda: False, interval_s=1, max_wait_s=60)
+    assert sum(clock.slept) * 1000 <= 5_000 - 1_000
+
+
+def test_poll_returns_the_first_truthy_probe(clock):
+    answers = iter([None, None, "ready"])
+    deadline = Deadline.from_context(clock, safety_margin_ms=1_000)
+    assert deadline.poll(lambda: next(answers), interval_s=0.5, max_wait_s=10) == "ready"
+    assert clock.slept == [0.5, 0.5]
+
+
+def test_a_failed_critical_step_stops_the_run_and_compensates(clock):
+    undone = []
+
+    def fail(run):
+        raise RuntimeError("launch failed")
+
+    steps = [
+        Step("start", lambda run: "i-123", compensate=lambda run: undone.append(run.results["start"])),
+        Step("optional", fail, critical=False),
+        Step("launch", fail),
+        Step("report", lambda run: "never"),
+    ]
+    result, _ = _run(steps, clock)
+    assert [step.status for step in result.steps] == ["ok", "failed", "failed", "skipped"]
+    assert result.steps[2].error == "RuntimeError: launch failed"
+    assert undone == ["i-123"]
+    assert result.compensated == ["start"]
+    assert result.to_dict()["ok"] is False
+
+
+def test_a_step_may_skip_itself(clock):
+    def nothing_to_do(run):
+        raise SkipStep("no new candles")
+
+    result, _ = _run([Step("collect", nothing_to_do)], clock)
+    assert result.ok
+    assert result.steps[0].to_dict()["error"] == "no new candles"
+
+
+@pytest.mark.parametrize("event", [None, [], "text", 42])
+def test_a_malformed_event_gets_an_error_result_and_metrics_are_flushed(event, lambda_context, emf_lines):
+    result = handler.lambda_handler(event, lambda_context)
+    expected = f"invalid event: expected a JSON object, got {type(event).__name__}"
+    assert result == {"ok": False, "error": expected}
+    assert any(blob.get("InvalidEvent") == 1.0 for blob in emf_lines())

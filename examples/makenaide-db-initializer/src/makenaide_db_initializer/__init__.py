@@ -1,0 +1,1 @@
+"""Creates and validates the Makenaide PostgreSQL schema"""

@@ -1,0 +1,215 @@
+"""MetricsCollector: buffer metrics during an invocation and send them once, at the end.
+
+Two backends: EMF (the default) writes CloudWatch Embedded Metric Format lines to
+stdout, which Lambda ships to CloudWatch Logs with no API call and no added latency;
+PutMetricData sends batches through the API when logs are not an option.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol, TextIO
+
+    class MetricsBackend(Protocol):
+        def send(self, namespace: str, metrics: list[Metric]) -> None: ...
+
+logger = logging.getLogger(__name__)
+
+EMF_MAX_METRICS_PER_BLOB = 100
+EMF_MAX_VALUES_PER_METRIC = 100
+PUT_METRIC_DATA_MAX_METRICS = 1_000
+PUT_METRIC_DATA_MAX_BYTES = 1_000_000
+MAX_DIMENSIONS = 30
+PUT_METRIC_DATA_ATTEMPTS = 3
+"""Attempts per batch on top of botocore's own retries, for sustained throttling."""
+RETRY_BASE_DELAY_S = 0.2
+
+VALID_UNITS = frozenset(
+    {
+        "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
+        "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
+        "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
+        "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
+        "Count/Second", "None",
+    }
+)
+
+_cold_start = True
+
+
+def reset_cold_start() -> None:
+    """Make the next invocation count as a cold start again (tests)."""
+    global _cold_start
+    _cold_start = True
+
+
+class Metric:
+    __slots__ = ("dimensions", "name", "timestamp_ms", "unit", "value")
+
+    def __init__(
+        self, name: str, value: float, unit: str, dimensions: tuple[tuple[str, str], ...], timestamp_ms: int
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.unit = unit
+        self.dimensions = dimensions
+        self.timestamp_ms = timestamp_ms
+
+
+class EmfBackend:
+    """Writes EMF JSON lines: at most 100 metrics per line, one line per dimension set."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def send(self, namespace: str, metrics: list[Metric]) -> None:
+        stream = self._stream or sys.stdout
+        for blob in emf_blobs(namespace, metrics):
+            stream.write(json.dumps(blob, separators=(",", ":")) + "\n")
+        stream.flush()
+
+
+class PutMetricDataBackend:
+    """Sends batches of at most 1000 metrics and 1 MB per PutMetricData call."""
+
+    def __init__(self, client: Callable[[], Any], fallback: MetricsBackend | None = None) -> None:
+        self._client = client
+        self._fallback = fallback or EmfBackend()
+
+    def send(self, namespace: str, metrics: list[Metric]) -> None:
+        for batch in put_metric_data_batches(metrics):
+            self._send_batch(namespace, batch)
+
+    def _send_batch(self, namespace: str, batch: list[Metric]) -> None:
+        metric_data = [_datum(metric) for metric in batch]
+        for attempt in range(1, PUT_METRIC_DATA_ATTEMPTS + 1):
+            try:
+                self._client().put_metric_data(Namespace=namespace, MetricData=metric_data)
+                return
+            except Exception as error:
+                if attempt == PUT_METRIC_DATA_ATTEMPTS or not _is_throttling(error):
+                    # Metrics are not lost: EMF lines reach CloudWatch through the logs.
+                    logger.warning("PutMetricData failed, writing EMF instead: %s", type(error).__name__)
+                    self._fallback.send(namespace, batch)
+                    return
+                time.sleep(RETRY_BASE_DELAY_S * 2 ** (attempt - 1))
+
+
+class MetricsCollector:
+    """Buffers metrics; ``flush()`` sends them once, from the handler's ``finally``."""
+
+    def __init__(
+        self,
+        namespace: str,
+        backend: MetricsBackend,
+        default_dimensions: dict[str, str] | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self._backend = backend
+        self._default_dimensions = dict(default_dimensions or {})
+        self._buffer: list[Metric] = []
+
+    def add(
+        self, name: str, value: float, unit: str = "Count", dimensions: dict[str, str] | None = None
+    ) -> None:
+        if unit not in VALID_UNITS:
+            raise ValueError(f"metric {name!r}: unit {unit!r} is not a CloudWatch unit")
+        merged = {**self._default_dimensions, **(dimensions or {})}
+        if len(merged) > MAX_DIMENSIONS:
+            raise ValueError(f"metric {name!r}: {len(merged)} dimensions, CloudWatch allows {MAX_DIMENSIONS}")
+        self._buffer.append(
+            Metric(name, float(value), unit, tuple(sorted(merged.items())), int(time.time() * 1000))
+        )
+
+    def record_cold_start(self) -> None:
+        """Add a ColdStart metric on the first invocation of this container only."""
+        global _cold_start
+        if _cold_start:
+            _cold_start = False
+            self.add("ColdStart", 1)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def flush(self) -> None:
+        """Send everything buffered; never raises, so it is safe in ``finally``."""
+        metrics, self._buffer = self._buffer, []
+        if not metrics:
+            return
+        try:
+            self._backend.send(self.namespace, metrics)
+        except Exception:
+            logger.exception("metrics flush failed")
+
+
+def emf_blobs(namespace: str, metrics: list[Metric]) -> list[dict[str, Any]]:
+    """EMF documents for ``metrics``: grouped by dimension set, 100 metrics each."""
+    by_dimensions: dict[tuple[tuple[str, str], ...], dict[str, list[Metric]]] = {}
+    for metric in metrics:
+        by_dimensions.setdefault(metric.dimensions, {}).setdefault(metric.name, []).append(metric)
+    blobs = []
+    for dimensions, by_name in by_dimensions.items():
+        entries = []
+        for name, same_name in by_name.items():
+            for start in range(0, len(same_name), EMF_MAX_VALUES_PER_METRIC):
+                entries.append((name, same_name[start : start + EMF_MAX_VALUES_PER_METRIC]))
+        for start in range(0, len(entries), EMF_MAX_METRICS_PER_BLOB):
+            chunk = entries[start : start + EMF_MAX_METRICS_PER_BLOB]
+            blob: dict[str, Any] = {
+                "_aws": {
+                    "Timestamp": min(values[0].timestamp_ms for _, values in chunk),
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": namespace,
+                            "Dimensions": [[key for key, _ in dimensions]],
+                            "Metrics": [{"Name": name, "Unit": values[0].unit} for name, values in chunk],
+                        }
+                    ],
+                },
+                **dict(dimensions),
+            }
+            for name, values in chunk:
+                blob[name] = values[0].value if len(values) == 1 else [metric.value for metric in values]
+            blobs.append(blob)
+    return blobs
+
+
+def put_metric_data_batches(metrics: list[Metric]) -> list[list[Metric]]:
+    """Split into batches within PutMetricData's count and payload limits."""
+    batches: list[list[Metric]] = []
+    batch: list[Metric] = []
+    size = 0
+    for metric in metrics:
+        metric_size = len(json.dumps(_datum(metric), default=str))
+        full = len(batch) == PUT_METRIC_DATA_MAX_METRICS or size + metric_size > PUT_METRIC_DATA_MAX_BYTES
+        if batch and full:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(metric)
+        size += metric_size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _datum(metric: Metric) -> dict[str, Any]:
+    return {
+        "MetricName": metric.name,
+        "Dimensions": [{"Name": key, "Value": value} for key, value in metric.dimensions],
+        "Value": metric.value,
+        "Unit": metric.unit,
+        "Timestamp": metric.timestamp_ms / 1000,
+    }
+
+
+def _is_throttling(error: Exception) -> bool:
+    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    return code in {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}

@@ -1,0 +1,1 @@
+"""Keeps the Makenaide ticker list in step with Upbit's KRW markets"""
