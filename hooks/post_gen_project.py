@@ -68,9 +68,12 @@ def remove_unselected(root: Path, module_name: str, use_postgres: bool, use_upbi
 
 
 def main() -> int:
+    # Single quotes are essential: tojson output starts and ends with '"' and escapes "'".
+    # fmt: off
     module_name = json.loads(r'{{ cookiecutter.__module_name | tojson }}')
     use_postgres = json.loads(r'{{ cookiecutter.use_postgres | tojson }}')
     use_upbit = json.loads(r'{{ cookiecutter.use_upbit | tojson }}')
+    # fmt: on
     remove_unselected(Path.cwd(), module_name, use_postgres, use_upbit)
     return 0
 

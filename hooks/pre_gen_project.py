@@ -41,20 +41,94 @@ POSITIVE_INT_RE = re.compile(r"[1-9][0-9]*")
 # with one of these names would shadow it (or be shadowed) on sys.path.
 SHADOWED_MODULES = frozenset(
     {
-        "awslambdaric", "bootstrap", "boto3", "botocore", "s3transfer", "jmespath", "dateutil",
-        "urllib3", "six", "psycopg2", "psycopg", "pyupbit", "requests", "certifi", "charset_normalizer",
-        "idna", "pandas", "numpy", "jwt", "websockets", "pytz", "tzdata", "yaml", "simplejson",
-        "typing_extensions", "aws_lambda_powertools", "aws_xray_sdk", "pkg_resources", "setuptools",
-        "pip", "pytest", "_pytest", "moto", "responses", "leanlambda", "src", "tests", "test",
+        "awslambdaric",
+        "bootstrap",
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "jmespath",
+        "dateutil",
+        "urllib3",
+        "six",
+        "psycopg2",
+        "psycopg",
+        "pyupbit",
+        "requests",
+        "certifi",
+        "charset_normalizer",
+        "idna",
+        "pandas",
+        "numpy",
+        "jwt",
+        "websockets",
+        "pytz",
+        "tzdata",
+        "yaml",
+        "simplejson",
+        "typing_extensions",
+        "aws_lambda_powertools",
+        "aws_xray_sdk",
+        "pkg_resources",
+        "setuptools",
+        "pip",
+        "pytest",
+        "_pytest",
+        "moto",
+        "responses",
+        "leanlambda",
+        "src",
+        "tests",
+        "test",
     }
 )
 _FALLBACK_STDLIB = frozenset(
     {
-        "abc", "argparse", "asyncio", "base64", "collections", "copy", "csv", "dataclasses", "datetime",
-        "decimal", "email", "enum", "functools", "glob", "hashlib", "http", "importlib", "io", "json",
-        "logging", "math", "os", "pathlib", "pickle", "queue", "random", "re", "select", "shutil",
-        "signal", "socket", "ssl", "string", "struct", "subprocess", "sys", "tempfile", "threading",
-        "time", "types", "typing", "unittest", "urllib", "uuid", "warnings", "zipfile",
+        "abc",
+        "argparse",
+        "asyncio",
+        "base64",
+        "collections",
+        "copy",
+        "csv",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "email",
+        "enum",
+        "functools",
+        "glob",
+        "hashlib",
+        "http",
+        "importlib",
+        "io",
+        "json",
+        "logging",
+        "math",
+        "os",
+        "pathlib",
+        "pickle",
+        "queue",
+        "random",
+        "re",
+        "select",
+        "shutil",
+        "signal",
+        "socket",
+        "ssl",
+        "string",
+        "struct",
+        "subprocess",
+        "sys",
+        "tempfile",
+        "threading",
+        "time",
+        "types",
+        "typing",
+        "unittest",
+        "urllib",
+        "uuid",
+        "warnings",
+        "zipfile",
     }
 )
 STDLIB_MODULES = frozenset(getattr(sys, "stdlib_module_names", _FALLBACK_STDLIB))
@@ -253,8 +327,7 @@ def validate_flag(field: str, value: Any) -> bool:
 
 def validate_metrics_namespace(value: Any) -> str:
     allowed = (
-        f"1-{NAMESPACE_MAX} characters from letters, digits and . _ / # : -, "
-        "not starting with ':' or 'AWS/'"
+        f"1-{NAMESPACE_MAX} characters from letters, digits and . _ / # : -, not starting with ':' or 'AWS/'"
     )
     value = _require_str("metrics_namespace", value, allowed)
     if (
@@ -299,6 +372,8 @@ def validate_answers(answers: Mapping[str, Any], known: frozenset[str] | None) -
 
 def main() -> int:
     # The rendered answers; services are the normalised forms (spaces removed, lower case).
+    # Single quotes are essential: tojson output starts and ends with '"' and escapes "'".
+    # fmt: off
     answers = {
         "function_name": json.loads(r'{{ cookiecutter.function_name | tojson }}'),
         "module_name": json.loads(r'{{ cookiecutter.__module_name | tojson }}'),
@@ -317,10 +392,13 @@ def main() -> int:
         "layer_name": json.loads(r'{{ cookiecutter.layer_name | tojson }}'),
         "schedule_expression": json.loads(r'{{ cookiecutter.schedule_expression | tojson }}'),
     }
+    # fmt: on
     known = known_services()
     if known is None:
-        print("WARNING: botocore is not importable here; service names are checked for shape only",
-              file=sys.stderr)
+        print(
+            "WARNING: botocore is not importable here; service names are checked for shape only",
+            file=sys.stderr,
+        )
     try:
         validate_answers(answers, known)
     except InvalidAnswer as error:

@@ -190,5 +190,12 @@ def load_function(path: str | Path) -> FunctionDir:
     name = properties.get("FunctionName")
     if not isinstance(name, str):
         name = str(answers.get("function_name") or root.resolve().name)
-    return FunctionDir(root=root, answers=answers, template=template, logical_id=logical_id,
-                       properties=properties, handler=handler, name=name)
+    return FunctionDir(
+        root=root,
+        answers=answers,
+        template=template,
+        logical_id=logical_id,
+        properties=properties,
+        handler=handler,
+        name=name,
+    )

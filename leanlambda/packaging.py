@@ -36,9 +36,12 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     ignored = set()
     for name in names:
         is_dir = (Path(directory) / name).is_dir()
-        if (is_dir and name in EXCLUDED_DIRS) or name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES):
-            ignored.add(name)
-        elif not is_dir and name.startswith("test_") and name.endswith(".py"):
+        if (
+            (is_dir and name in EXCLUDED_DIRS)
+            or name in EXCLUDED_NAMES
+            or name.endswith(EXCLUDED_SUFFIXES)
+            or (not is_dir and name.startswith("test_") and name.endswith(".py"))
+        ):
             ignored.add(name)
     return ignored
 

@@ -32,8 +32,9 @@ def bake(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         key = json.dumps(answers, sort_keys=True)
         if key not in cache:
             out = tmp_path_factory.mktemp("bake")
-            cache[key] = Path(cookiecutter(str(REPO_ROOT), no_input=True, extra_context=answers,
-                                           output_dir=str(out)))
+            cache[key] = Path(
+                cookiecutter(str(REPO_ROOT), no_input=True, extra_context=answers, output_dir=str(out))
+            )
         return cache[key]
 
     return _bake
@@ -72,8 +73,12 @@ def apply_bad_fixture(function_dir: Path, fixture: Path) -> Path:
     if files.is_dir():
         for source in sorted(files.rglob("*")):
             if source.is_file():
-                relative = Path(*[module if part == MODULE_PLACEHOLDER else part
-                                  for part in source.relative_to(files).parts])
+                relative = Path(
+                    *[
+                        module if part == MODULE_PLACEHOLDER else part
+                        for part in source.relative_to(files).parts
+                    ]
+                )
                 target = function_dir / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)

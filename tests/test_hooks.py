@@ -139,7 +139,9 @@ def test_memory_accepts(value, expected):
     assert pre.validate_memory_size(value) == expected
 
 
-@pytest.mark.parametrize("value", ["64", "127", "10241", "20000", "0", "-256", "256.0", "0256", " 256", "", True, None])
+@pytest.mark.parametrize(
+    "value", ["64", "127", "10241", "20000", "0", "-256", "256.0", "0256", " 256", "", True, None]
+)
 def test_memory_rejects(value):
     assert rejected(pre.validate_memory_size, value).field == "memory_size"
 
@@ -154,12 +156,16 @@ def test_timeout_rejects(value):
     assert rejected(pre.validate_timeout, value).field == "timeout"
 
 
-@pytest.mark.parametrize("region", ["ap-northeast-2", "us-east-1", "us-gov-west-1", "eu-central-2", "cn-north-1"])
+@pytest.mark.parametrize(
+    "region", ["ap-northeast-2", "us-east-1", "us-gov-west-1", "eu-central-2", "cn-north-1"]
+)
 def test_region_accepts(region):
     assert pre.validate_region(region) == region
 
 
-@pytest.mark.parametrize("region", ["", "seoul", "AP-NORTHEAST-2", "ap-northeast", "ap-northeast-2\n", "us-east-12"])
+@pytest.mark.parametrize(
+    "region", ["", "seoul", "AP-NORTHEAST-2", "ap-northeast", "ap-northeast-2\n", "us-east-12"]
+)
 def test_region_rejects(region):
     assert rejected(pre.validate_region, region).field == "region"
 
@@ -250,7 +256,8 @@ def test_flags_reject_non_booleans(value):
 
 
 @pytest.mark.parametrize(
-    "namespace", ["LeanLambda/my-function", "Makenaide/IntegratedOrchestrator", "a", "x" * 255, "A.b_c/d#e:f-g"]
+    "namespace",
+    ["LeanLambda/my-function", "Makenaide/IntegratedOrchestrator", "a", "x" * 255, "A.b_c/d#e:f-g"],
 )
 def test_namespace_accepts(namespace):
     assert pre.validate_metrics_namespace(namespace) == namespace
@@ -328,8 +335,12 @@ def test_post_hook_removes_unselected_options(tmp_path):
     _populate(tmp_path, "fn")
     removed = post.remove_unselected(tmp_path, "fn", use_postgres=False, use_upbit=False)
     assert set(removed) == {
-        "src/fn/db.py", "tests/test_db.py", "tests/pg_server.py",
-        "src/fn/upbit.py", "tests/test_upbit.py", "tests/recorded",
+        "src/fn/db.py",
+        "tests/test_db.py",
+        "tests/pg_server.py",
+        "src/fn/upbit.py",
+        "tests/test_upbit.py",
+        "tests/recorded",
     }
     assert _files(tmp_path) == {"src/fn/handler.py", "tests/test_runtime.py", "events/event.json"}
 
@@ -343,3 +354,14 @@ def test_post_hook_removes_each_option_alone(tmp_path):
     post.remove_upbit_files(tmp_path, "fn")
     assert "src/fn/upbit.py" not in _files(tmp_path)
     assert post.remove_upbit_files(tmp_path, "fn") == []
+
+
+def test_hooks_read_answers_through_single_quoted_raw_strings():
+    """tojson output is double-quoted JSON with "'" escaped: only r'...' can hold every answer."""
+    for hook in ("pre_gen_project.py", "post_gen_project.py"):
+        text = (HOOKS / hook).read_text()
+        assert "| tojson }}" in text
+        assert "json.loads(r\"" not in text
+        for line in text.splitlines():
+            if "| tojson }}" in line:
+                assert "json.loads(r'{{ cookiecutter." in line, line

@@ -29,6 +29,8 @@ from leanlambda.ziputil import write_deterministic_zip
 
 REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
 TINY_LIMIT_MB = "0.01"
+HERE = f"{sys.version_info.major}.{sys.version_info.minor}"  # build for this Python, so the proof can run
+HERE_RUNTIME = f"python{HERE}"
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +38,7 @@ def layer_source(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("src") / "small-layer"
     source.mkdir()
     (source / "requirements.txt").write_text(REQUIREMENTS)
-    (source / "layer.toml").write_text('[layer]\nname = "small"\nruntime = "python3.11"\n')
+    (source / "layer.toml").write_text(f'[layer]\nname = "small"\nruntime = "{HERE_RUNTIME}"\n')
     return source
 
 
@@ -64,12 +66,12 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="session")
 def second_build(layer_source, tmp_path_factory):
-    """The same inputs again, through the CLI, with limits tiny enough to fail."""
+    """The same inputs again, through the CLI, with limits tiny enough to fail (proof already run once)."""
     out = tmp_path_factory.mktemp("out") / "second"
     parser = argparse.ArgumentParser(prog="leanlambda")
     layer_command.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
-        ["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB])
+        ["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB, "--no-verify"])
     with pytest.raises(CheckFailed) as failure:
         args.func(args)
     return out, str(failure.value)
@@ -212,7 +214,7 @@ def test_proof_fails_when_a_dependency_is_missing(built, tmp_path):
     broken = tmp_path / "python"
     shutil.copytree(site_of(result), broken)
     shutil.rmtree(broken / "idna")
-    verification = verify_layer(broken, Target.parse("python3.11", "x86_64"))
+    verification = verify_layer(broken, Target.parse(HERE_RUNTIME, host_arch()))
     assert verification.status == "failed"
     assert "requests" in verification.failures
     assert "No module named 'idna'" in verification.failures["requests"]
@@ -222,7 +224,7 @@ def test_proof_fails_when_a_dependency_is_missing(built, tmp_path):
 def test_no_proof_for_a_foreign_architecture(built):
     result, _ = built
     foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
-    verification = verify_layer(site_of(result), Target.parse("python3.11", foreign))
+    verification = verify_layer(site_of(result), Target.parse(HERE_RUNTIME, foreign))
     assert verification.status == "unverified"
     assert "built but not verified" in verification.summary()
 
@@ -235,7 +237,7 @@ def test_no_proof_without_the_target_python(built, monkeypatch):
 
 
 def test_find_interpreter_checks_the_version():
-    assert find_interpreter("3.11") is not None  # the venv's own
+    assert find_interpreter(HERE) is not None  # at least the running one
     assert find_interpreter("2.99") is None
 
 
@@ -301,3 +303,52 @@ def test_write_deterministic_zip_ignores_time_permissions_and_bytecode(tmp_path)
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
         assert archive.namelist() == ["python/", "python/pkg/", "python/pkg/__init__.py", "python/pkg/b.py"]
         assert archive.getinfo("python/pkg/b.py").compress_type == zipfile.ZIP_DEFLATED
+
+
+# --- the Makenaide example ---------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "makenaide-core-layer"
+
+
+def test_example_settings():
+    settings = load_settings(EXAMPLE)
+    assert (settings.name, settings.target.runtime, settings.target.arch) == (
+        "makenaide-core-layer", "python3.11", "x86_64")
+    lines = settings.requirements.read_text().splitlines()
+    names = {line.split(">")[0].split("=")[0].strip() for line in lines if line and not line.startswith("#")}
+    assert names == {"psycopg2-binary", "requests", "pyupbit"}
+
+
+def test_python311_never_gets_wheels_newer_than_amazon_linux_2():
+    tags = Target.parse("python3.11", "x86_64").platform_tags()
+    assert "manylinux_2_26_x86_64" in tags and "manylinux2014_x86_64" in tags
+    assert "manylinux_2_28_x86_64" not in tags
+    assert "manylinux_2_34_aarch64" in Target.parse("python3.12", "arm64").platform_tags()
+
+
+def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
+    import subprocess
+
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = EXAMPLE / "template.yaml"
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    done = subprocess.run([str(cfn_lint), "--append-rules", "cfn_lint_serverless.rules", "--", str(template)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
+    parsed = yaml_parse(template.read_text())
+    layer = parsed["Resources"]["MakenaideCoreLayer"]
+    assert layer["Properties"]["ContentUri"] == "build/makenaide-core-layer.zip"
+    layer["Properties"]["ContentUri"] = "s3://bucket/makenaide-core-layer.zip"  # what `sam package` does
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    resources = transform(parsed, {}, NoManagedPolicies())["Resources"]
+    (version,) = [res for res in resources.values() if res["Type"] == "AWS::Lambda::LayerVersion"]
+    assert version["DeletionPolicy"] == "Retain"
+    assert version["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    assert version["Properties"]["CompatibleArchitectures"] == ["x86_64"]

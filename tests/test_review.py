@@ -111,21 +111,28 @@ def test_layer_contents_are_put_on_the_path(function_copy, tmp_path, capsys):
     layer.mkdir(parents=True)
     (layer / "__init__.py").write_text("VALUE = 1\n")
     handler = next((function_dir / "src").glob("*/handler.py"))
-    handler.write_text(handler.read_text().replace("import os\n", "import os\n\nimport layer_marker  # noqa\n", 1))
-    code, report = review_json(capsys, function_dir, "--only", "cold-start")
+    handler.write_text(
+        handler.read_text().replace("import os\n", "import os\n\nimport layer_marker  # noqa\n", 1)
+    )
+    _, report = review_json(capsys, function_dir, "--only", "cold-start")
     assert report["checks"][0]["status"] == "fail"
     assert "No module named 'layer_marker'" in report["checks"][0]["detail"]
-    code, report = review_json(capsys, function_dir, "--only", "cold-start", "--layer", str(tmp_path / "layer"))
+    _code, report = review_json(
+        capsys, function_dir, "--only", "cold-start", "--layer", str(tmp_path / "layer")
+    )
     assert report["checks"][0]["status"] == "pass", report
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["review", "/nonexistent/function"], "no such folder"),
-    (["review", "{tmp}"], "not a function folder"),
-    (["review", "{bake}", "--only", "nope"], "unknown check id"),
-    (["review", "{bake}", "--cold-start-runs", "0"], "at least 1"),
-    (["review", "{bake}", "--event", "/nonexistent.json"], "no such event file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["review", "/nonexistent/function"], "no such folder"),
+        (["review", "{tmp}"], "not a function folder"),
+        (["review", "{bake}", "--only", "nope"], "unknown check id"),
+        (["review", "{bake}", "--cold-start-runs", "0"], "at least 1"),
+        (["review", "{bake}", "--event", "/nonexistent.json"], "no such event file"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(argv, message, default_bake, tmp_path, capsys):
     argv = [arg.format(tmp=tmp_path, bake=default_bake) for arg in argv]
     assert main(argv) == 2

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from leanlambda.emulator.report import cost_line, end_line, report_line, start_line
-from leanlambda.emulator.runner import RunSpec, run as run_function
+from leanlambda.emulator.runner import RunSpec
+from leanlambda.emulator.runner import run as run_function
 from leanlambda.errors import UsageError
 from leanlambda.function import load_function
 
@@ -33,14 +34,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("function_dir", metavar="FUNCTION_DIR", help="a generated function's folder")
     parser.add_argument("--event", metavar="FILE", type=Path, help="JSON event (default: {})")
-    parser.add_argument("--layer", metavar="DIR_OR_ZIP", type=Path, action="append", default=[],
-                        help="a layer folder or zip whose python/ goes on the path (repeatable)")
+    parser.add_argument(
+        "--layer",
+        metavar="DIR_OR_ZIP",
+        type=Path,
+        action="append",
+        default=[],
+        help="a layer folder or zip whose python/ goes on the path (repeatable)",
+    )
     parser.add_argument("--memory", metavar="MB", type=int, help="memory size (default: the template's)")
-    parser.add_argument("--timeout", metavar="S", type=float, help="timeout in seconds (default: the template's)")
-    parser.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
-                        help="extra environment variable for the function (repeatable)")
-    parser.add_argument("--moto", action="store_true",
-                        help="point boto3 at a throwaway moto server (fake credentials) for this run")
+    parser.add_argument(
+        "--timeout", metavar="S", type=float, help="timeout in seconds (default: the template's)"
+    )
+    parser.add_argument(
+        "--env",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="extra environment variable for the function (repeatable)",
+    )
+    parser.add_argument(
+        "--moto",
+        action="store_true",
+        help="point boto3 at a throwaway moto server (fake credentials) for this run",
+    )
     parser.set_defaults(func=run)
 
 
@@ -80,8 +97,14 @@ def run(args: argparse.Namespace) -> int:
     event = read_event(args.event)
     env = parse_env(args.env)
     check_layers(args.layer)
-    spec = RunSpec(function=function, event=event, layers=args.layer, memory_mb=args.memory,
-                   timeout_s=args.timeout, env=env)
+    spec = RunSpec(
+        function=function,
+        event=event,
+        layers=args.layer,
+        memory_mb=args.memory,
+        timeout_s=args.timeout,
+        env=env,
+    )
     with _moto(args.moto) as moto_env:
         spec.env = {**moto_env, **env}
         outcome = run_function(spec)

@@ -21,11 +21,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "ahead of time, e.g. --set function_name=orders-sync --set use_postgres=true."
         ),
     )
-    parser.add_argument("output_dir", metavar="OUTPUT_DIR", nargs="?", default=".", type=Path,
-                        help="where the function folder is written (default: the current folder)")
-    parser.add_argument("--no-input", action="store_true", help="do not prompt; use defaults and --set values")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="values",
-                        help="answer a prompt (repeatable)")
+    parser.add_argument(
+        "output_dir",
+        metavar="OUTPUT_DIR",
+        nargs="?",
+        default=".",
+        type=Path,
+        help="where the function folder is written (default: the current folder)",
+    )
+    parser.add_argument(
+        "--no-input", action="store_true", help="do not prompt; use defaults and --set values"
+    )
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="values",
+        help="answer a prompt (repeatable)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -71,11 +85,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"not a folder: {output_dir}")
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        created = cookiecutter(str(source), no_input=args.no_input, extra_context=values,
-                               output_dir=str(output_dir), accept_hooks=True)
+        created = cookiecutter(
+            str(source),
+            no_input=args.no_input,
+            extra_context=values,
+            output_dir=str(output_dir),
+            accept_hooks=True,
+        )
     except FailedHookException:
-        raise UsageError("the template rejected the answers (see the hook's message above); nothing written") \
-            from None
+        raise UsageError(
+            "the template rejected the answers (see the hook's message above); nothing written"
+        ) from None
     except OutputDirExistsException as error:
         raise UsageError(f"already exists: {str(error).splitlines()[0]}") from None
     except CookiecutterException as error:

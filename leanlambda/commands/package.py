@@ -21,10 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("function_dir", metavar="FUNCTION_DIR", help="a generated function's folder")
-    parser.add_argument("--out", metavar="DIR", type=Path,
-                        help="folder for <function_name>.zip (default: FUNCTION_DIR/build)")
-    parser.add_argument("--max-kb", metavar="N", type=float, default=PACKAGE_BUDGET_KB,
-                        help=f"size budget in KB (default: {PACKAGE_BUDGET_KB})")
+    parser.add_argument(
+        "--out", metavar="DIR", type=Path, help="folder for <function_name>.zip (default: FUNCTION_DIR/build)"
+    )
+    parser.add_argument(
+        "--max-kb",
+        metavar="N",
+        type=float,
+        default=PACKAGE_BUDGET_KB,
+        help=f"size budget in KB (default: {PACKAGE_BUDGET_KB})",
+    )
     parser.set_defaults(func=run)
 
 

@@ -26,16 +26,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("function_dir", metavar="FUNCTION_DIR", help="a generated function's folder")
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="text",
-                        help="text (terminal), json (tools, CI) or markdown (PR comment); default text")
-    parser.add_argument("--event", metavar="FILE", type=Path,
-                        help="event for the memory check (default: the first FUNCTION_DIR/events/*.json)")
-    parser.add_argument("--layer", metavar="DIR_OR_ZIP", type=Path, action="append", default=[],
-                        help="the function's layer, put on the path for cold-start and memory (repeatable)")
-    parser.add_argument("--cold-start-runs", metavar="N", type=int, default=DEFAULT_COLD_START_RUNS,
-                        help=f"fresh interpreters to time for cold-start (default {DEFAULT_COLD_START_RUNS})")
-    parser.add_argument("--only", metavar="ID", action="append", default=[],
-                        help="run only these check ids (repeatable)")
+    parser.add_argument(
+        "--format",
+        choices=sorted(RENDERERS),
+        default="text",
+        help="text (terminal), json (tools, CI) or markdown (PR comment); default text",
+    )
+    parser.add_argument(
+        "--event",
+        metavar="FILE",
+        type=Path,
+        help="event for the memory check (default: the first FUNCTION_DIR/events/*.json)",
+    )
+    parser.add_argument(
+        "--layer",
+        metavar="DIR_OR_ZIP",
+        type=Path,
+        action="append",
+        default=[],
+        help="the function's layer, put on the path for cold-start and memory (repeatable)",
+    )
+    parser.add_argument(
+        "--cold-start-runs",
+        metavar="N",
+        type=int,
+        default=DEFAULT_COLD_START_RUNS,
+        help=f"fresh interpreters to time for cold-start (default {DEFAULT_COLD_START_RUNS})",
+    )
+    parser.add_argument(
+        "--only", metavar="ID", action="append", default=[], help="run only these check ids (repeatable)"
+    )
     parser.set_defaults(func=run)
 
 

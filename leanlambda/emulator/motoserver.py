@@ -10,8 +10,8 @@ from collections.abc import Iterator
 LOOPBACK = "127.0.0.1"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's fake credentials
-    "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
 }
 RESET_PATH = "/moto-api/reset"
 RESET_TIMEOUT_S = 10

@@ -164,16 +164,28 @@ def run(spec: RunSpec) -> Outcome:
             config = _config(spec, workdir, task_root, write_fd, request_id)
             config_file = workdir / "config.json"
             config_file.write_text(json.dumps(config), encoding="utf-8")
-            env = lambda_environment(function.name, memory, function.region, function.runtime,
-                                     function.log_format, task_root, workdir)
+            env = lambda_environment(
+                function.name,
+                memory,
+                function.region,
+                function.runtime,
+                function.log_format,
+                task_root,
+                workdir,
+            )
             env.update(function.environment())
             env.update(spec.env)
             output_path = workdir / "output.log"
             with output_path.open("wb") as output:
                 process = subprocess.Popen(
                     [sys.executable, "-I", "-S", "-B", "-u", str(BOOTSTRAP), str(config_file)],
-                    cwd=task_root, env=env, stdin=subprocess.DEVNULL, stdout=output,
-                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
+                    cwd=task_root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(write_fd,),
+                    start_new_session=True,
                 )
             os.close(write_fd)
             write_fd = -1
@@ -187,7 +199,9 @@ def run(spec: RunSpec) -> Outcome:
     return outcome
 
 
-def _supervise(process: subprocess.Popen, read_fd: int, outcome: Outcome, mode: str, timeout_s: float) -> None:
+def _supervise(
+    process: subprocess.Popen, read_fd: int, outcome: Outcome, mode: str, timeout_s: float
+) -> None:
     """Read the child's report until it exits; kill it when init or the invoke outlives its limit."""
     buffer = bytearray()
     started = time.monotonic()

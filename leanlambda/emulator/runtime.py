@@ -54,7 +54,7 @@ def layer_paths(layers: list[Path], extract_root: Path) -> list[str]:
         if layer.is_file() and zipfile.is_zipfile(layer):
             root = extract_root / f"layer{index}"
             with zipfile.ZipFile(layer) as archive:
-                archive.extractall(root)  # noqa: S202 - a layer the user built and named
+                archive.extractall(root)
         elif layer.is_dir():
             root = layer
         else:
@@ -69,8 +69,15 @@ def layer_paths(layers: list[Path], extract_root: Path) -> list[str]:
     return paths
 
 
-def lambda_environment(function_name: str, memory_mb: int, region: str, runtime: str, log_format: str,
-                       task_root: Path, home: Path) -> dict[str, str]:
+def lambda_environment(
+    function_name: str,
+    memory_mb: int,
+    region: str,
+    runtime: str,
+    log_format: str,
+    task_root: Path,
+    home: Path,
+) -> dict[str, str]:
     """The environment variables Lambda sets, plus isolation from the developer's AWS config files."""
     env = {
         "AWS_LAMBDA_FUNCTION_NAME": function_name,

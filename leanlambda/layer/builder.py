@@ -194,10 +194,12 @@ def report_lines(result: LayerBuild, limits: Limits = Limits()) -> list[str]:
     def status(size: int, limit: int) -> str:
         return "ok" if size <= limit else "OVER"
 
+    left_out = (", ".join(result.left_out) + " (provided by the Lambda runtime)" if result.left_out
+                else "nothing (no runtime-provided package in the closure that the layer can do without)")
     lines = [
         f"layer      {result.name} ({result.runtime}, {result.arch})",
         f"packages   {len(result.packages)}: {', '.join(result.packages)}",
-        f"left out   {', '.join(result.left_out) or 'nothing'} (provided by the Lambda runtime)",
+        f"left out   {left_out}",
         f"unzipped   {mb(result.unzipped_bytes):>9} of {mb(limits.unzipped_bytes)} (function + all layers)"
         f"  {status(result.unzipped_bytes, limits.unzipped_bytes)}",
         f"zipped     {mb(result.zipped_bytes):>9} of {mb(limits.zipped_bytes)} (direct upload)"

@@ -33,12 +33,25 @@ CHECKS: tuple[tuple[str, Callable[[ReviewContext], CheckResult]], ...] = (
 )
 CHECK_IDS = tuple(check_id for check_id, _ in CHECKS)
 # Static checks read parsed code; when a file does not parse they cannot vouch for it.
-CODE_CHECKS = frozenset({"lazy-imports", "client-reuse", "modular", "metrics-batching", "error-handling",
-                         "structured-logging", "timeouts", "cleanup", "secrets", "sql-params"})
+CODE_CHECKS = frozenset(
+    {
+        "lazy-imports",
+        "client-reuse",
+        "modular",
+        "metrics-batching",
+        "error-handling",
+        "structured-logging",
+        "timeouts",
+        "cleanup",
+        "secrets",
+        "sql-params",
+    }
+)
 
 
-def run_review(function: FunctionDir, options: ReviewOptions | None = None,
-               only: tuple[str, ...] | None = None) -> Review:
+def run_review(
+    function: FunctionDir, options: ReviewOptions | None = None, only: tuple[str, ...] | None = None
+) -> Review:
     ctx = ReviewContext(function=function, sources=load_sources(function), options=options or ReviewOptions())
     results = []
     for check_id, check in CHECKS:
@@ -50,8 +63,9 @@ def run_review(function: FunctionDir, options: ReviewOptions | None = None,
         try:
             result = check(ctx)
         except Exception as error:  # a check that cannot run must not pass silently
-            result = CheckResult(check_id, FAIL, "error", "-",
-                                 f"the check could not run: {type(error).__name__}: {error}")
+            result = CheckResult(
+                check_id, FAIL, "error", "-", f"the check could not run: {type(error).__name__}: {error}"
+            )
         results.append(result)
     return Review(function=function.name, checks=results)
 

@@ -1,4 +1,4 @@
-"""Checks on the structure of the function's code: imports, clients, classes, metrics, errors, logs, cleanup."""
+"""Checks on the code's structure: imports, clients, classes, metrics, errors, logs, cleanup."""
 
 from __future__ import annotations
 
@@ -8,27 +8,51 @@ from leanlambda.review.model import FAIL, PASS, CheckResult, ReviewContext, coun
 from leanlambda.review.source import FUNCTION_NODES, SourceFile, call_name
 
 # Modules whose import costs tens to hundreds of ms (DESIGN section 7: boto3 142 ms, pyupbit 364 ms).
-HEAVY_MODULES = frozenset({
-    "boto3", "botocore", "s3transfer", "psycopg2", "pyupbit", "pandas", "numpy", "requests",
-    "aws_lambda_powertools", "scipy", "sqlalchemy",
-})
-CLIENT_CONSTRUCTORS = frozenset({
-    "boto3.client", "boto3.resource", "boto3.Session", "boto3.session.Session",
-    "botocore.session.get_session", "botocore.session.Session",
-})
+HEAVY_MODULES = frozenset(
+    {
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "psycopg2",
+        "pyupbit",
+        "pandas",
+        "numpy",
+        "requests",
+        "aws_lambda_powertools",
+        "scipy",
+        "sqlalchemy",
+    }
+)
+CLIENT_CONSTRUCTORS = frozenset(
+    {
+        "boto3.client",
+        "boto3.resource",
+        "boto3.Session",
+        "boto3.session.Session",
+        "botocore.session.get_session",
+        "botocore.session.Session",
+    }
+)
 FACTORY_MODULE = "clients"
 METRICS_MODULE = "metrics"
 # The three runtime classes of DESIGN section 3, each in its own module.
-RUNTIME_CLASSES = (("clients", "AWSClientFactory"), ("pipeline", "PipelineExecutor"), ("metrics", "MetricsCollector"))
+RUNTIME_CLASSES = (
+    ("clients", "AWSClientFactory"),
+    ("pipeline", "PipelineExecutor"),
+    ("metrics", "MetricsCollector"),
+)
 BROAD_EXCEPTIONS = frozenset({"Exception", "BaseException"})
-DB_CONNECT = frozenset({"psycopg2.connect", "psycopg.connect", "pg8000.connect", "pymysql.connect", "sqlite3.connect"})
+DB_CONNECT = frozenset(
+    {"psycopg2.connect", "psycopg.connect", "pg8000.connect", "pymysql.connect", "sqlite3.connect"}
+)
 CURSOR_METHODS = frozenset({"cursor"})
 STD_STREAM_WRITES = frozenset({"sys.stdout.write", "sys.stderr.write"})
 
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _module_level_imports(node: ast.AST):
@@ -55,8 +79,12 @@ def lazy_imports(ctx: ReviewContext) -> CheckResult:
             for name in names:
                 if name.split(".")[0] in HEAVY_MODULES:
                     findings.append(f"{source.where(node)} imports {name} at module level")
-    return count_result("lazy-imports", findings, "no heavy module imported at module level",
-                        "import these inside the function that uses them")
+    return count_result(
+        "lazy-imports",
+        findings,
+        "no heavy module imported at module level",
+        "import these inside the function that uses them",
+    )
 
 
 def client_reuse(ctx: ReviewContext) -> CheckResult:
@@ -68,9 +96,12 @@ def client_reuse(ctx: ReviewContext) -> CheckResult:
             name = source.qualname(call.func)
             if name in CLIENT_CONSTRUCTORS:
                 findings.append(f"{source.where(call)} calls {name}()")
-    return count_result("client-reuse", findings,
-                        f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
-                        "get clients from AWSClientFactory instead")
+    return count_result(
+        "client-reuse",
+        findings,
+        f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
+        "get clients from AWSClientFactory instead",
+    )
 
 
 def _defines(source: SourceFile, class_name: str) -> bool:
@@ -100,8 +131,13 @@ def modular(ctx: ReviewContext) -> CheckResult:
     total = len(RUNTIME_CLASSES)
     if problems:
         return CheckResult("modular", FAIL, f"{good}/{total}", f"{total}/{total}", listing(problems))
-    return CheckResult("modular", PASS, f"{total}/{total}", f"{total}/{total}",
-                       "AWSClientFactory, PipelineExecutor and MetricsCollector present and used")
+    return CheckResult(
+        "modular",
+        PASS,
+        f"{total}/{total}",
+        f"{total}/{total}",
+        "AWSClientFactory, PipelineExecutor and MetricsCollector present and used",
+    )
 
 
 def _single_metric_literal(call: ast.Call) -> bool:
@@ -122,9 +158,12 @@ def metrics_batching(ctx: ReviewContext) -> CheckResult:
                 findings.append(f"{source.where(call)} calls PutMetricData{loop} outside {METRICS_MODULE}.py")
             elif source.in_loop(call) and _single_metric_literal(call):
                 findings.append(f"{source.where(call)} sends one metric per PutMetricData call in a loop")
-    return count_result("metrics-batching", findings,
-                        "metrics go through MetricsCollector (EMF or batched PutMetricData)",
-                        "add metrics to the collector; it flushes once per invocation")
+    return count_result(
+        "metrics-batching",
+        findings,
+        "metrics go through MetricsCollector (EMF or batched PutMetricData)",
+        "add metrics to the collector; it flushes once per invocation",
+    )
 
 
 def _exception_names(node: ast.expr | None) -> set[str]:
@@ -157,9 +196,12 @@ def error_handling(ctx: ReviewContext) -> CheckResult:
                 findings.append(f"{source.where(node)} bare `except:`")
             elif _exception_names(node.type) & BROAD_EXCEPTIONS and _swallows(node):
                 findings.append(f"{source.where(node)} `except Exception` that swallows the error")
-    return count_result("error-handling", findings,
-                        "no bare or swallowing except; step errors are recorded by PipelineExecutor",
-                        "catch specific exceptions, or let the executor record the failure")
+    return count_result(
+        "error-handling",
+        findings,
+        "no bare or swallowing except; step errors are recorded by PipelineExecutor",
+        "catch specific exceptions, or let the executor record the failure",
+    )
 
 
 def structured_logging(ctx: ReviewContext) -> CheckResult:
@@ -174,9 +216,12 @@ def structured_logging(ctx: ReviewContext) -> CheckResult:
     log_format = ctx.function.log_format
     if log_format != "JSON":
         findings.append(f"template.yaml LoggingConfig LogFormat is {log_format}, not JSON")
-    return count_result("structured-logging", findings,
-                        "logging only (no print); LoggingConfig LogFormat JSON",
-                        "use logging and LogFormat: JSON")
+    return count_result(
+        "structured-logging",
+        findings,
+        "logging only (no print); LoggingConfig LogFormat JSON",
+        "use logging and LogFormat: JSON",
+    )
 
 
 def _closed_in_finally(function: ast.AST, name: str) -> bool:
@@ -184,16 +229,21 @@ def _closed_in_finally(function: ast.AST, name: str) -> bool:
         if isinstance(node, ast.Try):
             for statement in node.finalbody:
                 for inner in ast.walk(statement):
-                    if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
-                            and inner.func.attr == "close" and isinstance(inner.func.value, ast.Name)
-                            and inner.func.value.id == name):
+                    if (
+                        isinstance(inner, ast.Call)
+                        and isinstance(inner.func, ast.Attribute)
+                        and inner.func.attr == "close"
+                        and isinstance(inner.func.value, ast.Name)
+                        and inner.func.value.id == name
+                    ):
                         return True
     return False
 
 
 def _class_closes(cls: ast.ClassDef | None) -> bool:
     return cls is not None and any(
-        isinstance(node, ast.Call) and call_name(node) == "close" for node in ast.walk(cls))
+        isinstance(node, ast.Call) and call_name(node) == "close" for node in ast.walk(cls)
+    )
 
 
 def _managed(source: SourceFile, call: ast.Call) -> bool:
@@ -231,6 +281,9 @@ def cleanup(ctx: ReviewContext) -> CheckResult:
                 continue
             if not _managed(source, call):
                 findings.append(f"{source.where(call)} {kind} neither in `with` nor closed in `finally`")
-    return count_result("cleanup", findings,
-                        "database connections and cursors are closed by `with` or `finally`",
-                        "open them in a `with` block")
+    return count_result(
+        "cleanup",
+        findings,
+        "database connections and cursors are closed by `with` or `finally`",
+        "open them in a `with` block",
+    )

@@ -39,13 +39,20 @@ def cold_start(ctx: ReviewContext) -> CheckResult:
     for _ in range(runs):
         outcome = run(RunSpec(function=ctx.function, layers=layers, mode=MODE_INIT))
         if not outcome.ok or outcome.init_ms is None:
-            return CheckResult("cold-start", FAIL, "import failed", budget,
-                               f"importing {ctx.function.module} failed: {_failure(outcome)}; {layer_note}")
+            return CheckResult(
+                "cold-start",
+                FAIL,
+                "import failed",
+                budget,
+                f"importing {ctx.function.module} failed: {_failure(outcome)}; {layer_note}",
+            )
         samples.append(outcome.init_ms)
     median = statistics.median(samples)
     value = f"{median:.1f} ms"
-    detail = (f"median import time of {ctx.function.module} over {runs} fresh interpreter(s) "
-              f"(min {min(samples):.1f}, max {max(samples):.1f}); {layer_note}")
+    detail = (
+        f"median import time of {ctx.function.module} over {runs} fresh interpreter(s) "
+        f"(min {min(samples):.1f}, max {max(samples):.1f}); {layer_note}"
+    )
     return CheckResult("cold-start", PASS if median <= COLD_START_BUDGET_MS else FAIL, value, budget, detail)
 
 
@@ -66,8 +73,13 @@ def memory(ctx: ReviewContext) -> CheckResult:
     budget = f"<= {limit:.0f} MB ({MEMORY_BUDGET_FRACTION:.0%} of {size} MB)"
     event_path = default_event(ctx)
     if event_path is None:
-        return CheckResult("memory", SKIP, "not measured", budget,
-                           "no event to invoke with: pass --event or add events/*.json")
+        return CheckResult(
+            "memory",
+            SKIP,
+            "not measured",
+            budget,
+            "no event to invoke with: pass --event or add events/*.json",
+        )
     try:
         event = json.loads(event_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -87,5 +99,10 @@ def package_size(ctx: ReviewContext) -> CheckResult:
     with tempfile.TemporaryDirectory(prefix="leanlambda-review-") as tmp:
         result = build_package(ctx.function, Path(tmp) / f"{ctx.function.name}.zip")
     status = PASS if result.kb <= PACKAGE_BUDGET_KB else FAIL
-    return CheckResult("package-size", status, f"{result.kb:.2f} KB", f"<= {PACKAGE_BUDGET_KB} KB",
-                       f"deterministic zip of src/ ({result.size} bytes, sha256 {result.sha256[:12]})")
+    return CheckResult(
+        "package-size",
+        status,
+        f"{result.kb:.2f} KB",
+        f"<= {PACKAGE_BUDGET_KB} KB",
+        f"deterministic zip of src/ ({result.size} bytes, sha256 {result.sha256[:12]})",
+    )

@@ -54,8 +54,11 @@ class Review:
         return sum(1 for check in self.checks if check.status == status)
 
     def to_dict(self) -> dict:
-        return {"function": self.function, "passed": self.passed,
-                "checks": [check.to_dict() for check in self.checks]}
+        return {
+            "function": self.function,
+            "passed": self.passed,
+            "checks": [check.to_dict() for check in self.checks],
+        }
 
 
 def listing(findings: list[str]) -> str:
@@ -65,9 +68,12 @@ def listing(findings: list[str]) -> str:
     return f"{shown} (+{extra} more)" if extra > 0 else shown
 
 
-def count_result(check_id: str, findings: list[str], ok_detail: str, what: str,
-                 status_if_found: str = FAIL) -> CheckResult:
+def count_result(
+    check_id: str, findings: list[str], ok_detail: str, what: str, status_if_found: str = FAIL
+) -> CheckResult:
     """The common shape: zero findings passes; any finding fails (or warns) and is listed."""
     if not findings:
         return CheckResult(check_id, PASS, "0", "0", ok_detail)
-    return CheckResult(check_id, status_if_found, str(len(findings)), "0", f"{what}: {listing(findings)}")
+    return CheckResult(
+        check_id, status_if_found, str(len(findings)), "0", f"{listing(findings)}; fix: {what}"
+    )

@@ -44,8 +44,10 @@ def to_markdown(review: Review) -> str:
         "|---|---|---|---|---|",
     ]
     for check in review.checks:
-        lines.append(f"| {ICONS[check.status]} | `{check.id}` | {_cell(check.value)} | {_cell(check.budget)} "
-                     f"| {_cell(check.detail)} |")
+        lines.append(
+            f"| {ICONS[check.status]} | `{check.id}` | {_cell(check.value)} | {_cell(check.budget)} "
+            f"| {_cell(check.detail)} |"
+        )
     counts = " · ".join(f"{ICONS[status]} {review.count(status)} {status}" for status in STATUSES)
     lines += ["", f"**{len(review.checks)} checks:** {counts}"]
     return "\n".join(lines)

@@ -11,13 +11,16 @@ from leanlambda.review.model import CheckResult, ReviewContext, count_result
 from leanlambda.review.source import SourceFile, call_name
 
 AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")
-SECRET_NAME = re.compile(r"pass(?:word|wd)?|pwd|secret|token|api_?key|access_?key|private_?key|credential",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"pass(?:word|wd)?|pwd|secret|token|api_?key|access_?key|private_?key|credential", re.IGNORECASE
+)
 LOGGED_SECRET_NAME = re.compile(r"pass(?:word|wd)|secret", re.IGNORECASE)
 # A name that ends like these holds where a secret is, not the secret: DB_SECRET_ARN, TOKEN_ENV...
 NOT_A_SECRET_SUFFIX = re.compile(
     r"(?:_|\b|(?<=[a-z]))(?:arn|env|var|name|id|ids|field|key_name|header|param|path|prefix|url|uri|type|"
-    r"length|len|ttl|count|file|location|ref)s?$", re.IGNORECASE)
+    r"length|len|ttl|count|file|location|ref)s?$",
+    re.IGNORECASE,
+)
 ENV_VAR_VALUE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 REFERENCE_PREFIXES = ("arn:", "{{resolve:", "${", "ssm:", "secretsmanager:")
 LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log"})
@@ -30,8 +33,12 @@ def _secret_name(name: str) -> bool:
 
 
 def _secret_literal(value: Any) -> bool:
-    return (isinstance(value, str) and value.strip() != "" and not ENV_VAR_VALUE.match(value)
-            and not value.startswith(REFERENCE_PREFIXES))
+    return (
+        isinstance(value, str)
+        and value.strip() != ""
+        and not ENV_VAR_VALUE.match(value)
+        and not value.startswith(REFERENCE_PREFIXES)
+    )
 
 
 def _target_names(target: ast.expr) -> list[str]:
@@ -57,10 +64,13 @@ def _code_secrets(source: SourceFile) -> list[str]:
         elif isinstance(node, ast.keyword) and node.arg:
             pairs = [(node.arg, node.value)]
         elif isinstance(node, ast.Dict):
-            pairs = [(key.value, value) for key, value in zip(node.keys, node.values, strict=True)
-                     if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+            pairs = [
+                (key.value, value)
+                for key, value in zip(node.keys, node.values, strict=True)
+                if isinstance(key, ast.Constant) and isinstance(key.value, str)
+            ]
         for name, value in pairs:
-            if (_secret_name(name) and isinstance(value, ast.Constant) and _secret_literal(value.value)):
+            if _secret_name(name) and isinstance(value, ast.Constant) and _secret_literal(value.value):
                 findings.append(f"{source.where(value)} hard-coded {name}")
     return findings
 
@@ -129,14 +139,19 @@ def secrets(ctx: ReviewContext) -> CheckResult:
     template = ctx.function.template
     _template_secrets({key: value for key, value in template.items() if key != "Parameters"}, "", findings)
     _parameter_defaults(template, findings)
-    return count_result("secrets", findings,
-                        "no credential in code or template; no secret passed to a log call",
-                        "read secrets from Secrets Manager/SSM at run time and never log them")
+    return count_result(
+        "secrets",
+        findings,
+        "no credential in code or template; no secret passed to a log call",
+        "read secrets from Secrets Manager/SSM at run time and never log them",
+    )
 
 
 def _has_text(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.JoinedStr) or (isinstance(n, ast.Constant) and isinstance(n.value, str))
-               for n in ast.walk(node))
+    return any(
+        isinstance(n, ast.JoinedStr) or (isinstance(n, ast.Constant) and isinstance(n.value, str))
+        for n in ast.walk(node)
+    )
 
 
 def _is_sql_composition(node: ast.AST) -> bool:
@@ -152,8 +167,12 @@ def _built_string(node: ast.AST | None) -> str | None:
         return "%-formatting"
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _has_text(node):
         return "concatenation"
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
-            and not _is_sql_composition(node.func.value)):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and not _is_sql_composition(node.func.value)
+    ):
         return ".format()"
     return None
 
@@ -162,7 +181,9 @@ def _assigned_values(source: SourceFile, call: ast.Call, name: str) -> list[ast.
     scope = source.enclosing_function(call) or source.tree
     values = []
     for node in ast.walk(scope):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
             values.append(node.value)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
             values.append(ast.BinOp(left=ast.Constant(""), op=ast.Add(), right=node.value))
@@ -190,6 +211,9 @@ def sql_params(ctx: ReviewContext) -> CheckResult:
                 if how:
                     findings.append(f"{source.where(call)} {call.func.attr}() with SQL built by {how}")
                     break
-    return count_result("sql-params", findings,
-                        "queries pass values as parameters (or compose with psycopg2.sql)",
-                        "pass values as execute(sql, params)")
+    return count_result(
+        "sql-params",
+        findings,
+        "queries pass values as parameters (or compose with psycopg2.sql)",
+        "pass values as execute(sql, params)",
+    )

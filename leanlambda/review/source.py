@@ -142,6 +142,14 @@ def load_sources(function: FunctionDir) -> SourceTree:
             continue
         module, is_package = module_name(src, path)
         parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
-        files.append(SourceFile(path=path, rel=rel, module=module, tree=tree, parents=parents,
-                                aliases=_aliases(tree, module, is_package)))
+        files.append(
+            SourceFile(
+                path=path,
+                rel=rel,
+                module=module,
+                tree=tree,
+                parents=parents,
+                aliases=_aliases(tree, module, is_package),
+            )
+        )
     return SourceTree(files=files, errors=errors)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +17,63 @@ LAMBDA_MAX_TIMEOUT_S = 900
 WORST_CASE_NAME = "WORST_CASE_SECONDS"
 WAIT_HELPERS_MODULE, WAIT_HELPERS_CLASS = "pipeline", "Deadline"
 # Top-level names of packages that belong in the layer (or the runtime), never in the function zip.
-THIRD_PARTY_TOP_LEVEL = frozenset({
-    "boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3", "requests", "certifi",
-    "idna", "charset_normalizer", "chardet", "psycopg2", "psycopg", "pyupbit", "pandas", "numpy", "pytz",
-    "tzdata", "websockets", "jwt", "yaml", "pydantic", "pydantic_core", "attr", "attrs",
-    "typing_extensions", "aws_lambda_powertools", "sqlalchemy", "pymysql",
-})
+THIRD_PARTY_TOP_LEVEL = frozenset(
+    {
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "jmespath",
+        "dateutil",
+        "six",
+        "urllib3",
+        "requests",
+        "certifi",
+        "idna",
+        "charset_normalizer",
+        "chardet",
+        "psycopg2",
+        "psycopg",
+        "pyupbit",
+        "pandas",
+        "numpy",
+        "pytz",
+        "tzdata",
+        "websockets",
+        "jwt",
+        "yaml",
+        "pydantic",
+        "pydantic_core",
+        "attr",
+        "attrs",
+        "typing_extensions",
+        "aws_lambda_powertools",
+        "sqlalchemy",
+        "pymysql",
+    }
+)
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 POLICY_RESOURCE_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
 # Actions that only accept Resource "*": a wildcard resource is all one can write for them.
-RESOURCE_STAR_ONLY_ACTIONS = frozenset({
-    "cloudwatch:putmetricdata", "cloudwatch:getmetricdata", "cloudwatch:listmetrics",
-    "xray:puttracesegments", "xray:puttelemetryrecords", "sts:getcalleridentity",
-    "ssm:describeinstanceinformation", "tag:getresources", "logs:describeloggroups",
-    "ec2:createnetworkinterface", "ec2:deletenetworkinterface", "ec2:assignprivateipaddresses",
-    "ec2:unassignprivateipaddresses",
-})
+RESOURCE_STAR_ONLY_ACTIONS = frozenset(
+    {
+        "cloudwatch:putmetricdata",
+        "cloudwatch:getmetricdata",
+        "cloudwatch:listmetrics",
+        "xray:puttracesegments",
+        "xray:puttelemetryrecords",
+        "sts:getcalleridentity",
+        "ssm:describeinstanceinformation",
+        "tag:getresources",
+        "logs:describeloggroups",
+        "ec2:createnetworkinterface",
+        "ec2:deletenetworkinterface",
+        "ec2:assignprivateipaddresses",
+        "ec2:unassignprivateipaddresses",
+    }
+)
 RESOURCE_STAR_ONLY_PREFIXES = ("describe", "list")  # most Describe*/List* calls are account-wide
 CFN_LINT_SERVERLESS_RULES = "cfn_lint_serverless.rules"
+CFN_LINT_CACHE_SIZE = 32
 
 
 def _vendored(src: Path, own_package: str) -> list[str]:
@@ -55,14 +96,19 @@ def layer(ctx: ReviewContext) -> CheckResult:
     value = f"{len(layers)} layer(s), {len(vendored)} vendored"
     budget = ">= 1 layer, 0 vendored"
     if problems:
-        return CheckResult("layer", FAIL, value, budget,
-                           listing(problems) + " (dependencies belong in the shared layer)")
+        return CheckResult(
+            "layer", FAIL, value, budget, listing(problems) + " (dependencies belong in the shared layer)"
+        )
     return CheckResult("layer", PASS, value, budget, "dependencies come from the layer; the zip is code only")
 
 
 def _number(node: ast.AST | None) -> float | None:
     """A numeric constant or simple arithmetic of constants (120 + 300 + 60)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    ):
         return float(node.value)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
         left, right = _number(node.left), _number(node.right)
@@ -77,8 +123,11 @@ def _number(node: ast.AST | None) -> float | None:
 def declared_worst_case(sources: list[SourceFile]) -> tuple[float, str] | None:
     for source in sources:
         for node in source.tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else (
-                [node.target] if isinstance(node, ast.AnnAssign) else [])
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else ([node.target] if isinstance(node, ast.AnnAssign) else [])
+            )
             if any(isinstance(t, ast.Name) and t.id == WORST_CASE_NAME for t in targets):
                 value = _number(node.value)
                 if value is not None:
@@ -94,7 +143,11 @@ def _in_wait_helpers(source: SourceFile, node: ast.AST) -> bool:
 def _waiter_names(source: SourceFile) -> set[str]:
     names = set()
     for node in ast.walk(source.tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and call_name(node.value) == "get_waiter":
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and call_name(node.value) == "get_waiter"
+        ):
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     return names
 
@@ -114,7 +167,8 @@ def _unbounded_waits(source: SourceFile) -> list[str]:
             elif isinstance(node.func, ast.Attribute) and node.func.attr == "wait":
                 receiver = node.func.value
                 if (isinstance(receiver, ast.Call) and call_name(receiver) == "get_waiter") or (
-                        isinstance(receiver, ast.Name) and receiver.id in waiters):
+                    isinstance(receiver, ast.Name) and receiver.id in waiters
+                ):
                     findings.append(f"{source.where(node)} boto3 waiter .wait() (use Deadline.poll)")
     return findings
 
@@ -137,11 +191,16 @@ def timeouts(ctx: ReviewContext) -> CheckResult:
             problems.append(f"Timeout {seconds:g} s is over Lambda's {LAMBDA_MAX_TIMEOUT_S} s")
     worst = declared_worst_case(ctx.sources.by_basename("steps"))
     if worst and seconds is not None and seconds < worst[0]:
-        problems.append(f"Timeout {seconds:g} s does not cover {WORST_CASE_NAME} = {worst[0]:g} s ({worst[1]})")
+        problems.append(
+            f"Timeout {seconds:g} s does not cover {WORST_CASE_NAME} = {worst[0]:g} s ({worst[1]})"
+        )
     waits = [finding for source in ctx.sources.files for finding in _unbounded_waits(source)]
     problems += waits
-    value = (f"Timeout {seconds:g} s" if seconds is not None else "Timeout unset") + (
-        f", worst case {worst[0]:g} s" if worst else ", no declared worst case") + f", {len(waits)} unbounded wait(s)"
+    value = (
+        (f"Timeout {seconds:g} s" if seconds is not None else "Timeout unset")
+        + (f", worst case {worst[0]:g} s" if worst else ", no declared worst case")
+        + f", {len(waits)} unbounded wait(s)"
+    )
     budget = f"<= {LAMBDA_MAX_TIMEOUT_S} s, >= worst case, 0 unbounded waits"
     if problems:
         return CheckResult("timeouts", FAIL, value, budget, listing(problems))
@@ -168,7 +227,9 @@ def _statements(template: dict[str, Any], function_id: str) -> list[tuple[str, d
         elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             documents.append(props.get("PolicyDocument"))
         elif kind == "AWS::IAM::Role":
-            documents += [p.get("PolicyDocument") for p in _as_list(props.get("Policies")) if isinstance(p, dict)]
+            documents += [
+                p.get("PolicyDocument") for p in _as_list(props.get("Policies")) if isinstance(p, dict)
+            ]
         for document in documents:
             if isinstance(document, dict):
                 for statement in _as_list(document.get("Statement")):
@@ -203,21 +264,39 @@ def iam_least_privilege(ctx: ReviewContext) -> CheckResult:
         return CheckResult("iam-least-privilege", FAIL, value, budget, listing(failures + warnings))
     if warnings:
         return CheckResult("iam-least-privilege", WARN, value, budget, listing(warnings))
-    return CheckResult("iam-least-privilege", PASS, value, budget,
-                       "explicit actions (or SAM policy templates) on scoped resources")
+    return CheckResult(
+        "iam-least-privilege",
+        PASS,
+        value,
+        budget,
+        "explicit actions (or SAM policy templates) on scoped resources",
+    )
 
 
 def run_cfn_lint(template: Path, region: str) -> list[tuple[str, int, str]]:
-    """cfn-lint with the serverless rules: (rule id, line, message) per finding."""
+    """cfn-lint with the serverless rules: (rule id, line, message) per finding.
+
+    Memoised on the template's bytes: linting (with the SAM transform) takes seconds, and a review of
+    many copies of one function (CI matrices, tests) would otherwise pay it for identical input.
+    """
+    return list(_cfn_lint_cached(template.read_bytes(), region))
+
+
+@functools.lru_cache(maxsize=CFN_LINT_CACHE_SIZE)
+def _cfn_lint_cached(content: bytes, region: str) -> tuple[tuple[str, int, str], ...]:
     from cfnlint.api import Runner
     from cfnlint.config import ConfigMixIn
 
-    config = ConfigMixIn(["--template", str(template), "--append-rules", CFN_LINT_SERVERLESS_RULES,
-                          "--regions", region])
-    # cfn-lint's SAM translator may print warnings; they are not findings.
-    with contextlib.redirect_stdout(io.StringIO()):
-        matches = list(Runner(config).run())
-    return [(match.rule.id, match.linenumber, match.message) for match in matches]
+    with tempfile.TemporaryDirectory(prefix="leanlambda-lint-") as tmp:
+        template = Path(tmp) / "template.yaml"
+        template.write_bytes(content)
+        config = ConfigMixIn(
+            ["--template", str(template), "--append-rules", CFN_LINT_SERVERLESS_RULES, "--regions", region]
+        )
+        # cfn-lint's SAM translator may print warnings; they are not findings.
+        with contextlib.redirect_stdout(io.StringIO()):
+            matches = list(Runner(config).run())
+    return tuple((match.rule.id, match.linenumber, match.message) for match in matches)
 
 
 def iac_rules(ctx: ReviewContext) -> CheckResult:

@@ -1,0 +1,51 @@
+# leanlambda: every target creates .venv when missing and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := build/demo
+DEMO_FUNCTION := $(DEMO)/my-function
+PYTEST_WORKERS ?= 2
+
+.PHONY: help demo test reliability bench lint examples clean
+
+help:
+	@echo "make demo         generate a function with defaults, test, package, invoke it cold, review it"
+	@echo "make test         the whole test suite (starts its own throwaway PostgreSQL)"
+	@echo "make reliability  the fault, load and hostile-input suites"
+	@echo "make bench        side-by-side benchmarks, written to docs/benchmarks.md"
+	@echo "make examples     regenerate the template-owned files of every example"
+	@echo "make lint         ruff over the toolkit, hooks, tests and examples"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/leanlambda new $(DEMO) --no-input
+	cd $(DEMO_FUNCTION) && $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/leanlambda package $(DEMO_FUNCTION)
+	$(BIN)/leanlambda invoke $(DEMO_FUNCTION) --event $(DEMO_FUNCTION)/events/event.json --moto
+	$(BIN)/leanlambda review $(DEMO_FUNCTION)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q -m reliability
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --markdown docs/benchmarks.md
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+examples: $(STAMP)
+	$(BIN)/python examples/regenerate.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .ruff_cache

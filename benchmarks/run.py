@@ -1,0 +1,843 @@
+"""Side-by-side benchmarks of lean functions against their eager twins, Powertools and the bare interpreter.
+
+    python -m benchmarks.run [--markdown docs/benchmarks.md] [--runs N] [--quick] [--skip-layer]
+
+One run measures everything in fresh processes, interleaved (see benchmarks.harness), against one moto
+server on a free loopback port and, for the examples that use PostgreSQL, one throwaway PostgreSQL server.
+The document it writes states the machine, the command, the method and every figure's median, min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.eager import make_eager, services_of
+from benchmarks.harness import LAMBDA_PRELOADED, Samples, Variant, measure, stat
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+POWERTOOLS_DIR = BENCH_DIR / "powertools_variant"
+LAYER_SCRIPT = BENCH_DIR / "layer_sizes.py"
+
+RUNS = 20
+"""Fresh processes per variant (the median of these is reported, with min and max)."""
+QUICK_RUNS = 3
+"""--quick: enough to see the shape in under a minute, not to quote."""
+METRIC_COUNTS = (1, 100, 1000, 5000)
+COLD_START_SHARE = 0.01
+"""Share of invocations assumed to be cold starts in the cost estimate."""
+PUT_METRIC_DATA_USD_PER_1000 = 0.01  # Amazon CloudWatch pricing: PutMetricData requests
+PUT_METRIC_DATA_MAX_METRICS = 1000
+LAMBDA_MB_PER_VCPU = 1769
+"""Lambda allocates CPU in proportion to memory: 1769 MB is one full vCPU."""
+INIT_FULL_CPU_S = 10
+SCALED_MEMORY_MB = (128, 256, 512, 1024)
+DESIGN_CLIENT_MS = {128: 640, 1024: 74}  # DESIGN section 7: prewarmed vs lazy client, measured on Lambda
+LAYER_TIMEOUT_S = 1800
+BENCH_BUCKET = "leanlambda-bench"
+PACKAGES = ("boto3", "botocore", "moto", "aws-lambda-powertools", "cookiecutter", "psycopg2-binary", "pyupbit")
+TARGET_INIT_OVERHEAD_MS = 3.0
+TARGET_EAGER_FACTOR = 20.0
+TARGET_RSS_FACTOR = 1.3
+MIB = 1024
+
+try:  # the toolkit's own prices when present
+    from leanlambda.pricing import PRICE_PER_GB_SECOND_USD, PRICE_PER_MILLION_REQUESTS_USD
+except ImportError:  # AWS Lambda pricing, us-east-1, first tier
+    PRICE_PER_GB_SECOND_USD = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+    PRICE_PER_MILLION_REQUESTS_USD = 0.20
+
+
+# ----------------------------------------------------------------------------------------------- setup
+@dataclass
+class Function:
+    """A function folder measured: a bake or an example."""
+
+    key: str
+    label: str
+    root: Path
+    answers: dict
+    staged_src: Path
+    eager_src: Path | None = None
+    eager_info: object = None
+    cold_path: bool = True
+    why_not_cold: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        return f"{self.answers['__module_name']}.handler"
+
+    @property
+    def memory_mb(self) -> int:
+        return int(self.answers.get("memory_size") or 128)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.answers.get("architecture") or "x86_64")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def bake(out: Path, **answers: str) -> Path:
+    from cookiecutter.main import cookiecutter
+
+    out.mkdir(parents=True, exist_ok=True)
+    return Path(cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(out)))
+
+
+def stage(src: Path, dest: Path) -> Path:
+    """What ships (leanlambda's staging: no tests, caches or bytecode), where the child can't write."""
+    from leanlambda.packaging import stage_source
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    return stage_source(src, dest)
+
+
+def package_bytes(src: Path, work: Path) -> int:
+    """The deterministic zip `leanlambda package` builds from this source (src/ alone)."""
+    from leanlambda.ziputil import write_deterministic_zip
+
+    staged = stage(src, work / f"pkg-{time.monotonic_ns()}")
+    size, _ = write_deterministic_zip(staged, work / f"{staged.name}.zip")
+    return size
+
+
+def discover_examples() -> list[Path]:
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    return sorted(
+        path for path in EXAMPLES_DIR.iterdir()
+        if (path / ".cookiecutter.json").is_file() and (path / "src").is_dir()
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Moto:
+    """One moto server for the run, on a free loopback port."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    def __enter__(self) -> Moto:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+    def client(self, service: str, region: str):
+        import boto3
+
+        return boto3.client(service, region_name=region, endpoint_url=self.url, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+
+
+def aws_env(moto: Moto, region: str) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL": moto.url, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+            "DATA_BUCKET": BENCH_BUCKET}
+
+
+def ensure_bucket(moto: Moto, region: str) -> None:
+    s3 = moto.client("s3", region)
+    names = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    if BENCH_BUCKET not in names:
+        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=BENCH_BUCKET, **kwargs)
+
+
+class Postgres:
+    """One throwaway PostgreSQL server for the run (tests/support/postgres.py), started on first use."""
+
+    def __init__(self) -> None:
+        self._session = None
+        self.error = ""
+
+    def database(self, name: str) -> str | None:
+        if self.error:
+            return None
+        try:
+            if self._session is None:
+                sys.path.insert(0, str(ROOT))
+                from tests.support.postgres import SessionPostgres
+
+                self._session = SessionPostgres()
+            return self._session.database(name)
+        except Exception as error:  # no initdb on this machine, no permission, ...
+            self.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            return None
+
+    def stop(self) -> None:
+        if self._session is not None:
+            self._session.stop()
+
+
+def db_secret_env(moto: Moto, pg: Postgres, function: Function) -> dict[str, str] | None:
+    """As the examples' conftest `db_secret` fixture: the database's credentials in a moto secret."""
+    from urllib.parse import urlsplit
+
+    url = pg.database(f"bench_{function.answers['__module_name']}"[:60])
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    secret = {"username": parts.username, "password": parts.password or "", "host": parts.hostname,
+              "port": parts.port or 5432, "dbname": parts.path.lstrip("/") or "postgres"}
+    region = function.answers.get("region") or "ap-northeast-2"
+    client = moto.client("secretsmanager", region)
+    name = f"{function.answers['function_name']}/bench-db-{time.monotonic_ns()}"
+    arn = client.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
+    return {"DB_SECRET_ARN": arn}
+
+
+def write_floor(work: Path) -> Path:
+    """The floor: an empty module with a no-op handler, run by the same child (`python -c pass`)."""
+    floor = work / "floor"
+    floor.mkdir(parents=True, exist_ok=True)
+    (floor / "bench_floor.py").write_text(
+        '"""The floor: nothing to import, nothing to do."""\n\n\ndef lambda_handler(event, context):\n'
+        '    return {"ok": True}\n', encoding="utf-8")
+    return floor
+
+
+def write_client_probe(work: Path) -> Path:
+    """A module timing AWSClientFactory.get per service, in a fresh process (the first pays boto3)."""
+    probe = work / "probe"
+    probe.mkdir(parents=True, exist_ok=True)
+    (probe / "bench_client_probe.py").write_text(
+        "import importlib\nimport os\nimport time\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    clients = importlib.import_module(event['package'] + '.clients')\n"
+        "    factory = clients.AWSClientFactory()\n"
+        "    out = {}\n"
+        "    for service in event['services']:\n"
+        "        wall, cpu = time.perf_counter(), time.process_time()\n"
+        "        factory.get(service)\n"
+        "        out[service] = {'cpu_ms': (time.process_time() - cpu) * 1000,\n"
+        "                        'wall_ms': (time.perf_counter() - wall) * 1000}\n"
+        "    return out\n", encoding="utf-8")
+    return probe
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def count_metric_calls(bake_src: Path, moto: Moto, region: str) -> list[dict]:
+    """API calls and EMF lines per flush of n metrics, for each backend of the bake's metrics module."""
+    import io
+
+    sys.path.insert(0, str(bake_src))
+    try:
+        import importlib
+
+        package = next(p.name for p in bake_src.iterdir() if (p / "metrics.py").is_file())
+        metrics = importlib.import_module(f"{package}.metrics")
+        client = moto.client("cloudwatch", region)
+        calls = {"n": 0}
+
+        def count(**_: object) -> None:
+            calls["n"] += 1
+
+        client.meta.events.register("provide-client-params.cloudwatch.PutMetricData", count)
+        rows = []
+        for n in METRIC_COUNTS:
+            for backend_name in ("emf", "put_metric_data"):
+                stream = io.StringIO()
+                emf = metrics.EmfBackend(stream=stream)
+                backend = emf if backend_name == "emf" else metrics.PutMetricDataBackend(lambda: client, emf)
+                collector = metrics.MetricsCollector("LeanLambda/bench", backend, {"FunctionName": "bench"})
+                for index in range(n):
+                    collector.add(f"Metric{index}", index, "Count")
+                calls["n"] = 0
+                started = time.perf_counter()
+                collector.flush()
+                elapsed = (time.perf_counter() - started) * 1000
+                lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+                rows.append({"n": n, "backend": backend_name, "calls": calls["n"], "emf_lines": len(lines),
+                             "emf_bytes": sum(len(line) + 1 for line in lines), "flush_ms": elapsed})
+        return rows
+    finally:
+        sys.path.remove(str(bake_src))
+
+
+# ----------------------------------------------------------------------------------------------- cost
+def cost_per_million(cold_ms: float, warm_ms: float, memory_mb: int, architecture: str,
+                     metric_calls_per_invocation: float) -> float:
+    price = PRICE_PER_GB_SECOND_USD.get(architecture, PRICE_PER_GB_SECOND_USD["x86_64"])
+    gb = memory_mb / 1024
+    cold = math.ceil(cold_ms) / 1000 * gb * price
+    warm = math.ceil(warm_ms) / 1000 * gb * price
+    duration = (COLD_START_SHARE * cold + (1 - COLD_START_SHARE) * warm) * 1_000_000
+    metrics = metric_calls_per_invocation * 1_000_000 * PUT_METRIC_DATA_USD_PER_1000 / 1000
+    return duration + PRICE_PER_MILLION_REQUESTS_USD + metrics
+
+
+# ----------------------------------------------------------------------------------------------- layer
+def run_layer_bench(work: Path) -> tuple[str, str]:
+    """(markdown, note): the layer table from benchmarks/layer_sizes.py, or why there is none."""
+    if not LAYER_SCRIPT.is_file():
+        return "", "benchmarks/layer_sizes.py is missing: no layer figures in this run."
+    out = work / "layer.md"
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, str(LAYER_SCRIPT), "--markdown", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=LAYER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return "", f"benchmarks/layer_sizes.py did not finish within {LAYER_TIMEOUT_S} s: no layer figures."
+    if proc.returncode != 0 or not out.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return "", f"benchmarks/layer_sizes.py failed (exit {proc.returncode}): `{tail[0][:300]}`"
+    return out.read_text(encoding="utf-8"), f"benchmarks/layer_sizes.py took {time.monotonic() - started:.0f} s."
+
+
+# ----------------------------------------------------------------------------------------------- report
+def machine() -> dict[str, str]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"cpu": model, "cores": str(os.cpu_count()), "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions,
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b <= 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def mib(value: float | None) -> float | None:
+    return None if value is None else value / MIB
+
+
+class Report:
+    def __init__(self, samples: dict[str, Samples], rows: list[str]) -> None:
+        self.samples = samples
+        self.rows = rows
+
+    def s(self, key: str) -> Samples:
+        return self.samples[key]
+
+    def med(self, key: str, name: str) -> float | None:
+        return self.samples[key].median(name) if key in self.samples else None
+
+    def span(self, key: str, name: str, scale: float = 1.0, digits: int = 1) -> str:
+        values = self.samples[key].values(name)
+        if not values:
+            return "n/a"
+        st = stat([value / scale for value in values])
+        return f"{st.median:.{digits}f} ({st.low:.{digits}f}-{st.high:.{digits}f})"
+
+    def floor_for(self, key: str) -> str:
+        return "floor_lambda" if self.s(key).variant.preload else "floor"
+
+    def overhead(self, key: str, name: str = "init_ms") -> float | None:
+        """Init of the handler module minus the floor's (same child, same preloads); wall or CPU."""
+        if key not in self.samples:
+            return None
+        own, floor = self.med(key, name), self.med(self.floor_for(key), name)
+        return None if own is None or floor is None else own - floor
+
+
+def init_table(rep: Report) -> list[str]:
+    out = [
+        "| variant | init ms (import) | over its floor, ms | start to init done, ms | x floor (start to init) "
+        "| x eager (init over floor) | init CPU ms | CPU over its floor, ms | peak RSS after init, MiB | x floor (RSS) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in rep.rows:
+        v = rep.s(key).variant
+        floor = rep.floor_for(key)
+        eager_key = f"{key}_eager" if f"{key}_eager" in rep.samples else None
+        if key == "default_lambda":
+            eager_key = None
+        over = rep.overhead(key)
+        eager_over = rep.overhead(eager_key) if eager_key else None
+        out.append(
+            f"| {v.label} | {rep.span(key, 'init_ms', digits=2)} | {fmt(over, 2)} "
+            f"| {rep.span(key, 'startup_init_ms')} "
+            f"| {ratio(rep.med(key, 'startup_init_ms'), rep.med(floor, 'startup_init_ms'))} "
+            f"| {ratio(over, eager_over) if eager_key else '-'} | {rep.span(key, 'init_cpu_ms')} "
+            f"| {fmt(rep.overhead(key, 'init_cpu_ms'), 2)} | {rep.span(key, 'rss_init_kib', MIB)} "
+            f"| {ratio(rep.med(key, 'rss_init_kib'), rep.med(floor, 'rss_init_kib'))} |"
+        )
+    return out
+
+
+def result_summary(result: object) -> str:
+    if not isinstance(result, dict):
+        return "no result"
+    if "ok" in result:
+        if result["ok"]:
+            return "ok"
+        error = result.get("error") or next(
+            (f"{s.get('name')}: {s.get('error')}" for s in result.get("steps", []) if s.get("status") == "failed"),
+            "failed")
+        return f"failed: {str(error)[:80]}".replace("|", "/")
+    return "returned"
+
+
+def cold_table(rep: Report) -> list[str]:
+    out = [
+        "| variant | cold path ms (init + 1st invocation) | cold CPU ms | 1st invocation ms | warm invocation ms "
+        "| x eager (cold) | peak RSS after 1st invocation, MiB | x floor (RSS) | package bytes | result |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in rep.rows:
+        v = rep.s(key).variant
+        floor = rep.floor_for(key)
+        if not v.invokes:
+            out.append(f"| {v.label} | not measured: {v.note} | | | | | | | "
+                       f"{v.package_bytes if v.package_bytes is not None else '-'} | |")
+            continue
+        eager_key = f"{key}_eager" if f"{key}_eager" in rep.samples else None
+        if key == "default_prewarm":
+            eager_key = "default_eager"
+        out.append(
+            f"| {v.label} | {rep.span(key, 'cold_ms')} | {rep.span(key, 'cold_cpu_ms')} | "
+            f"{rep.span(key, 'first_ms')} | {rep.span(key, 'warm_ms', digits=2)} "
+            f"| {ratio(rep.med(key, 'cold_ms'), rep.med(eager_key, 'cold_ms')) if eager_key else '-'} "
+            f"| {rep.span(key, 'rss_first_kib', MIB)} "
+            f"| {ratio(rep.med(key, 'rss_first_kib'), rep.med(floor, 'rss_first_kib'))} "
+            f"| {v.package_bytes if v.package_bytes is not None else '-'} "
+            f"| {result_summary(rep.s(key).last_result)} |"
+        )
+    return out
+
+
+def metric_calls_per_invocation(variant: Variant) -> int:
+    return 1 if variant.metrics_backend == "put_metric_data" else 0
+
+
+def cost_table(rep: Report) -> list[str]:
+    out = [
+        f"| variant | memory MB | arch | cold billed ms | warm billed ms | PutMetricData calls / invocation "
+        f"| USD per million invocations ({COLD_START_SHARE:.0%} cold) | x eager |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    costs: dict[str, float] = {}
+    for key in rep.rows:
+        v = rep.s(key).variant
+        if key.startswith("floor") or not v.invokes:
+            continue
+        cold, warm = rep.med(key, "cold_ms"), rep.med(key, "warm_ms")
+        costs[key] = cost_per_million(cold, warm, v.memory_mb, v.architecture, metric_calls_per_invocation(v))
+    for key, usd in costs.items():
+        v = rep.s(key).variant
+        eager_key = "default_eager" if key == "default_prewarm" else f"{key}_eager"
+        out.append(
+            f"| {v.label} | {v.memory_mb} | {v.architecture} | {math.ceil(rep.med(key, 'cold_ms'))} "
+            f"| {math.ceil(rep.med(key, 'warm_ms'))} | {metric_calls_per_invocation(v)} | {usd:.4f} "
+            f"| {ratio(usd, costs.get(eager_key)) if eager_key in costs and eager_key != key else '-'} |"
+        )
+    return out
+
+
+def metrics_table(rows: list[dict]) -> list[str]:
+    out = ["| metrics per invocation | backend | API calls | allowed (ceil(n/1000); EMF 0) | EMF lines "
+           "| EMF bytes | flush ms | PutMetricData USD per million invocations | target |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        allowed = 0 if row["backend"] == "emf" else math.ceil(row["n"] / PUT_METRIC_DATA_MAX_METRICS)
+        usd = row["calls"] * 1_000_000 * PUT_METRIC_DATA_USD_PER_1000 / 1000
+        lines = row["emf_lines"] if row["backend"] == "emf" else f"{row['emf_lines']} (fallback)"
+        out.append(f"| {row['n']} | {row['backend']} | {row['calls']} | {allowed} | {lines} | "
+                   f"{row['emf_bytes']} | {row['flush_ms']:.1f} | {usd:.2f} | "
+                   f"{'PASS' if row['calls'] <= allowed else 'MISS'} |")
+    return out
+
+
+def client_section(rep: Report) -> list[str]:
+    if "client_probe" not in rep.samples:
+        return []
+    runs = rep.s("client_probe").runs
+    services = list(runs[0]["first_result"].keys()) if runs else []
+    out = ["| client (AWSClientFactory.get, fresh process) | local CPU ms | local wall ms | "
+           + " | ".join(f"est. invoke phase at {mb} MB, ms" for mb in SCALED_MEMORY_MB) + " |",
+           "|---|---|---|" + "---|" * len(SCALED_MEMORY_MB)]
+    for index, service in enumerate(services):
+        cpu = statistics.median(run["first_result"][service]["cpu_ms"] for run in runs)
+        wall = statistics.median(run["first_result"][service]["wall_ms"] for run in runs)
+        what = f"{service} (first: imports boto3, makes the session)" if index == 0 else f"{service} (next)"
+        scaled = " | ".join(f"{cpu / min(1.0, mb / LAMBDA_MB_PER_VCPU):.0f}" for mb in SCALED_MEMORY_MB)
+        out.append(f"| {what} | {cpu:.1f} | {wall:.1f} | {scaled} |")
+    return out
+
+
+def target_rows(rep: Report, metric_rows: list[dict], tolerance: float) -> list[str]:
+    out = ["| target | measured | verdict |", "|---|---|---|"]
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+    lambda_floor = f"bare + `import {', '.join(LAMBDA_PRELOADED)}` before the handler"
+    for name, what in (("init_ms", "wall"), ("init_cpu_ms", "CPU")):
+        for key, floor in (("default", "the truly bare interpreter"), ("default_lambda", lambda_floor)):
+            over = rep.overhead(key, name)
+            out.append(f"| init overhead of the default handler <= {TARGET_INIT_OVERHEAD_MS:g} ms over {floor} "
+                       f"({what}: import in the child minus the floor's) | {fmt(over, 2)} ms "
+                       f"| {verdict(None if over is None else over <= TARGET_INIT_OVERHEAD_MS)} |")
+    for name, what in (("init_ms", "wall"), ("init_cpu_ms", "CPU")):
+        own, eager = rep.overhead("default", name), rep.overhead("default_eager", name)
+        factor = eager / own if own and eager and own > 0 else None
+        out.append(f"| default init overhead >= {TARGET_EAGER_FACTOR:g}x less than its eager variant's "
+                   f"({what}, both over the bare floor) | {fmt(eager, 1)} ms / {fmt(own, 2)} ms = {fmt(factor, 1)}x "
+                   f"| {verdict(None if factor is None else factor >= TARGET_EAGER_FACTOR)} |")
+    rss, floor_rss = rep.med("default", "rss_init_kib"), rep.med("floor", "rss_init_kib")
+    rss_factor = rss / floor_rss if rss and floor_rss else None
+    out.append(f"| peak RSS after init <= {TARGET_RSS_FACTOR:g}x the bare interpreter's "
+               f"| {fmt(mib(rss))} MiB / {fmt(mib(floor_rss))} MiB = {fmt(rss_factor, 2)}x "
+               f"| {verdict(None if rss_factor is None else rss_factor <= TARGET_RSS_FACTOR)} |")
+    if "default_lambda" in rep.samples:
+        rss_l, floor_l = rep.med("default_lambda", "rss_init_kib"), rep.med("floor_lambda", "rss_init_kib")
+        out.append(f"| the same against the Lambda-like floor | {fmt(mib(rss_l))} MiB / {fmt(mib(floor_l))} MiB "
+                   f"= {fmt(rss_l / floor_l, 2)}x | {verdict(rss_l / floor_l <= TARGET_RSS_FACTOR)} |")
+    worst = [row for row in metric_rows if row["calls"] > (
+        0 if row["backend"] == "emf" else math.ceil(row["n"] / PUT_METRIC_DATA_MAX_METRICS))]
+    summary = ", ".join(f"{row['n']}: {row['calls']}" for row in metric_rows if row["backend"] != "emf")
+    emf_calls = sum(row["calls"] for row in metric_rows if row["backend"] == "emf")
+    out.append(f"| PutMetricData calls <= ceil(n/1000); EMF none | PutMetricData {summary}; EMF {emf_calls} "
+               f"| {verdict(not worst) if metric_rows else 'n/a'} |")
+    prewarm, eager = rep.med("default_prewarm", "cold_ms"), rep.med("default_eager", "cold_ms")
+    if prewarm is not None and eager is not None:
+        strict = prewarm <= eager
+        within = prewarm <= eager * (1 + tolerance)
+        word = "PASS" if strict else (f"PASS (within the {tolerance:.0%} noise tolerance)" if within else "MISS")
+        out.append(f"| cold path with prewarm never slower than its eager variant's (default + prewarm s3 vs "
+                   f"default eager, medians) | {prewarm:.1f} ms vs {eager:.1f} ms ({prewarm / eager:.2f}x) "
+                   f"| {word} |")
+    for key in rep.rows:
+        if key.endswith("_prewarm") and key != "default_prewarm" and f"{key}_eager" in rep.samples:
+            a, b = rep.med(key, "cold_ms"), rep.med(f"{key}_eager", "cold_ms")
+            if a is not None and b is not None:
+                out.append(f"| {rep.s(key).variant.label}: cold path vs its eager variant | {a:.1f} ms vs "
+                           f"{b:.1f} ms | {'PASS' if a <= b * (1 + tolerance) else 'MISS'} |")
+    return out
+
+
+def render(ctx: dict) -> str:
+    rep: Report = ctx["report"]
+    m = ctx["machine"]
+    versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `benchmarks/run.py`; do not edit by hand. Every figure is the median of "
+        f"{ctx['runs']} fresh processes per variant, with (min-max), all measured side by side in one run, "
+        "interleaved round by round so that the drift of a shared machine hits every variant alike.",
+        "",
+        "## Machine and command",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores ({m['platform']})",
+        f"- Python {m['python']}; {versions}",
+        f"- Date: {m['date']}; whole run {ctx['duration_s']:.0f} s",
+        f"- Command: `{ctx['command']}`",
+        "",
+        "## Method",
+        "",
+        "- **Child**: `benchmarks/_child.py` runs as `python -S -s -B -P` with `PYTHONDONTWRITEBYTECODE=1`: it "
+        "imports `site` (what a normal start imports) without running it, so the development venv's `.pth` "
+        "files (an editable install that preloads pathlib, urllib and more) do not hide import costs; then puts "
+        "the function's staged `src/` (copied without `__pycache__`, as Lambda's read-only /var/task has none) "
+        "and site-packages on `sys.path`.",
+        "- **init**: `time.perf_counter()` and `time.process_time()` (user + system CPU, what "
+        "`resource.getrusage` reports) around `importlib.import_module(<module>.handler)`. **Over its floor**: "
+        "minus the same figure for the floor (an empty module, a no-op handler) in the same child. **Start to "
+        "init done**: from the parent's `Popen` to the end of the import (`time.monotonic()`, shared clock): "
+        "interpreter start included.",
+        f"- **Floors**: *floor (bare)* is the truly bare interpreter; *floor (bare + {', '.join(LAMBDA_PRELOADED)})* "
+        "imports those before the clock starts, as Lambda's runtime bootstrap has already done before it "
+        "imports the handler module. *default (runtime preloads ...)* is the default handler measured on that "
+        "Lambda-like floor.",
+        f"- **Cold path**: init plus the first invocation with the function's `events/event.json` against one moto "
+        f"server (loopback, free port, started once per run; `AWS_ENDPOINT_URL` set for the child, fake "
+        f"credentials, `DATA_BUCKET={BENCH_BUCKET}` created in moto so the default's `store_summary` step "
+        "really calls S3). **Warm**: the second invocation in the same process. Peak RSS is `ru_maxrss` after "
+        "init and after the first invocation.",
+        "- **Eager variant**: `benchmarks/eager.py` copies `src/` and moves every function-level import to module "
+        "level, and appends to `handler.py` `get_orchestrator().clients.prewarm(<the function's services from "
+        ".cookiecutter.json>)`: the same code, loaded eagerly.",
+        "- **Powertools variant** (`benchmarks/powertools_variant/`): the default skeleton built the common way "
+        "(`Logger`, `Metrics`, a module-level `boto3.client(\"s3\")`, the same steps).",
+        "- **Package bytes**: the deterministic zip `leanlambda package` builds (staged `src/` alone).",
+        "",
+        "## Init",
+        "",
+        *init_table(rep),
+        "",
+        "## Cold path, warm invocation, memory, package",
+        "",
+        *cold_table(rep),
+        "",
+        *[f"- {note}" for note in ctx["notes"]],
+        "",
+        "## Metrics: API calls per invocation",
+        "",
+        "The generated metrics module of the default bake, flushed once with n distinct metrics (one dimension "
+        "set). EMF lines are counted; PutMetricData calls are counted against moto with a botocore hook on "
+        "`provide-client-params.cloudwatch.PutMetricData`.",
+        "",
+        *metrics_table(ctx["metric_rows"]),
+        "",
+        "## Cost per million invocations (estimate)",
+        "",
+        f"Model: billed duration is init + first invocation (rounded up to the ms) for a cold start and the warm "
+        f"invocation for the others, with {COLD_START_SHARE:.0%} of invocations cold (INIT has been billed "
+        "since 2025-08); GB-seconds at the memory size from the function's `.cookiecutter.json` times the "
+        "architecture's price (x86_64 "
+        f"{PRICE_PER_GB_SECOND_USD['x86_64']} USD/GB-s, arm64 {PRICE_PER_GB_SECOND_USD['arm64']}), plus "
+        f"{PRICE_PER_MILLION_REQUESTS_USD:.2f} USD per million requests (AWS Lambda pricing, us-east-1, first "
+        f"tier{'; constants from `leanlambda.pricing`' if ctx['pricing_module'] else ''}), plus PutMetricData "
+        f"at {PUT_METRIC_DATA_USD_PER_1000} USD per 1000 requests. Durations are this machine's wall times, "
+        "not Lambda's: at 128-1024 MB Lambda's CPU is a fraction of one vCPU (next section), so real durations "
+        "are longer; the ratios between rows are the point.",
+        "",
+        *cost_table(rep),
+        "",
+        "## What a local figure says about Lambda, and what it does not",
+        "",
+        f"- Lambda's CPU scales with memory: {LAMBDA_MB_PER_VCPU} MB is one vCPU, so at 128 MB a function gets "
+        f"about 1/{LAMBDA_MB_PER_VCPU / 128:.0f} of a vCPU and CPU-bound work in the invoke phase runs ~10x "
+        "slower than here. Import and client creation are CPU-bound.",
+        f"- INIT runs at full CPU for up to {INIT_FULL_CPU_S} s whatever the memory size. So a client every "
+        "invocation needs is cheaper created during init (prewarm) than lazily in a 128-512 MB invoke: DESIGN "
+        f"section 7 measured {DESIGN_CLIENT_MS[128]} ms at 128 MB against {DESIGN_CLIENT_MS[1024]} ms at 1024 MB. "
+        "A client only some invocations need stays lazy. INIT is billed since 2025-08, so init time is money "
+        "either way; at full CPU it is simply less of it.",
+        "- Locally there is no throttling: the prewarm row and the lazy default cost about the same here; the "
+        "difference only appears on Lambda, which the estimate below shows.",
+        "- Not modelled: Lambda's own runtime start (~77-84 ms p50 for a Python zip hello world, DESIGN section "
+        "7), network latency to AWS endpoints (moto is on loopback), SnapStart, and a different CPU model.",
+        "",
+        "**Estimate** (not a measurement): the CPU ms of client creation measured here (median of fresh "
+        f"processes), divided by the CPU share Lambda gives in the invoke phase (memory / {LAMBDA_MB_PER_VCPU} "
+        "MB, at most 1). Created during init instead, the same work costs about the local CPU ms.",
+        "",
+        *client_section(rep),
+        "",
+        "## Targets",
+        "",
+        "Reported, not enforced by tests (timings on a shared machine are not a test).",
+        "",
+        *target_rows(rep, ctx["metric_rows"], ctx["tolerance"]),
+        "",
+        "## Layer",
+        "",
+        ctx["layer_note"],
+        "",
+        ctx["layer_md"].strip(),
+        "",
+    ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- main
+NOISE_TOLERANCE = 0.03
+"""Two medians closer than this are the same on this machine (it is shared and noisy)."""
+
+
+def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgres) -> tuple[
+        list[Variant], list[str], list[str]]:
+    notes: list[str] = []
+    floor = write_floor(work)
+    variants = [
+        Variant("floor", "floor (bare interpreter)", "bench_floor", (floor,)),
+        Variant("floor_lambda", f"floor (bare + {', '.join(LAMBDA_PRELOADED)})", "bench_floor", (floor,),
+                preload=LAMBDA_PRELOADED),
+    ]
+    for variant in variants:
+        variant.event = floor / "event.json"
+    (floor / "event.json").write_text("{}", encoding="utf-8")
+
+    log("baking the default function and its prewarm twin")
+    default_root = bake(work / "bake-default")
+    prewarm_root = bake(work / "bake-prewarm", prewarm_services="s3")
+    functions = [
+        Function("default", "default bake", default_root, load_answers(default_root),
+                 stage(default_root / "src", work / "default" / "src")),
+        Function("default_prewarm", "default + prewarm s3", prewarm_root, load_answers(prewarm_root),
+                 stage(prewarm_root / "src", work / "default_prewarm" / "src")),
+    ]
+    if not args.quick:
+        for root in discover_examples():
+            answers = load_answers(root)
+            key = answers["__module_name"]
+            functions.append(Function(key, f"example {root.name}", root, answers,
+                                      stage(root / "src", work / key / "src")))
+
+    for function in functions:
+        region = function.answers.get("region") or "ap-northeast-2"
+        function.env = aws_env(moto, region)
+        if function.key != "default_prewarm":
+            function.eager_src = work / f"{function.key}_eager" / "src"
+            function.eager_info = make_eager(function.staged_src, function.eager_src, services_of(function.answers))
+        if function.answers.get("use_upbit"):
+            function.cold_path = False
+            function.why_not_cold = ("calls the Upbit API, whose URL is fixed in upbit.py; this machine has no "
+                                     "network and an in-process HTTP mock would be measured with the function")
+        elif function.answers.get("use_postgres"):
+            env = db_secret_env(moto, pg, function)
+            if env is None:
+                function.cold_path = False
+                function.why_not_cold = f"needs PostgreSQL, which could not be started ({pg.error})"
+            else:
+                function.env.update(env)
+
+    rows = ["floor", "floor_lambda"]
+    for function in functions:
+        common = dict(
+            paths=(function.staged_src,), event=function.root / "events" / "event.json", env=function.env,
+            memory_mb=function.memory_mb, architecture=function.architecture,
+            function_name=str(function.answers.get("function_name") or function.key),
+            metrics_backend=str(function.answers.get("metrics_backend") or "emf"),
+            cold_path=function.cold_path, note=function.why_not_cold,
+        )
+        lazy = Variant(function.key, function.label, function.module,
+                       package_bytes=package_bytes(function.staged_src, work), **common)
+        variants.append(lazy)
+        rows.append(function.key)
+        if function.key == "default":
+            lambda_like = Variant("default_lambda", f"default bake (runtime preloads {', '.join(LAMBDA_PRELOADED)})",
+                                  function.module, preload=LAMBDA_PRELOADED,
+                                  package_bytes=lazy.package_bytes, **common)
+            variants.append(lambda_like)
+            rows.append("default_lambda")
+        if function.eager_src is not None:
+            eager_common = {**common, "paths": (function.eager_src,)}
+            variants.append(Variant(f"{function.key}_eager", f"{function.label}, eager", function.module,
+                                    package_bytes=package_bytes(function.eager_src, work),
+                                    eager_of=function.key, **eager_common))
+            rows.append(f"{function.key}_eager")
+            info = function.eager_info
+            hoisted = "; ".join(f"{name}: {', '.join(stmts)}" for name, stmts in info.hoisted.items())
+            kept = "; ".join(f"{name}: {', '.join(stmts)}" for name, stmts in info.kept.items())
+            notes.append(f"{function.label}, eager: hoisted {hoisted or 'nothing'}"
+                         f"{'; left in place ' + kept if kept else ''}; prewarm call "
+                         f"{'added for ' + ','.join(services_of(function.answers)) if info.prewarmed else 'none (no services)'}.")
+        if function.key == "default":
+            pt_src = stage(POWERTOOLS_DIR / "src", work / "powertools" / "src")
+            variants.append(Variant(
+                "powertools", "default logic, Powertools Logger + Metrics, module-level boto3 client",
+                "powertools_function.handler", **{**common, "paths": (pt_src,),
+                                                 "event": POWERTOOLS_DIR / "events" / "event.json"},
+                package_bytes=package_bytes(pt_src, work)))
+            rows.append("powertools")
+            probe = write_client_probe(work)
+            probe_event = probe / "event.json"
+            probe_event.write_text(json.dumps({"package": function.answers["__module_name"],
+                                               "services": ["s3", "ec2", "rds", "ssm"]}), encoding="utf-8")
+            variants.append(Variant("client_probe", "client creation probe", "bench_client_probe",
+                                    **{**common, "paths": (probe, function.staged_src), "event": probe_event}))
+    for function in functions:
+        if not function.cold_path:
+            notes.append(f"{function.label}: cold path not measured ({function.why_not_cold}); init, RSS and "
+                         "package are.")
+    return variants, rows, notes
+
+
+def load_answers(root: Path) -> dict:
+    return json.loads((root / ".cookiecutter.json").read_text(encoding="utf-8"))
+
+
+def command_line(argv: list[str]) -> str:
+    python = Path(sys.executable)
+    try:
+        python_text = str(python.relative_to(Path.cwd()))
+    except ValueError:
+        python_text = str(python)
+    return " ".join([python_text, "-m", "benchmarks.run", *argv])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", type=Path, help="write the report here (default: print it)")
+    parser.add_argument("--runs", type=int, default=None, help=f"fresh processes per variant (default {RUNS})")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_RUNS} runs, the default bake only, no layer bench")
+    parser.add_argument("--skip-layer", action="store_true", help="do not run benchmarks/layer_sizes.py")
+    args = parser.parse_args(argv)
+    runs = args.runs or (QUICK_RUNS if args.quick else RUNS)
+    if runs < 1:
+        parser.error("--runs must be at least 1")
+    started = time.monotonic()
+    pricing_module = "leanlambda.pricing" in sys.modules
+    pg = Postgres()
+    with tempfile.TemporaryDirectory(prefix="leanlambda-bench-run-") as tmp, Moto() as moto:
+        work = Path(tmp)
+        region = "ap-northeast-2"
+        ensure_bucket(moto, region)
+        try:
+            variants, rows, notes = build_variants(args, work, moto, pg)
+            log(f"measuring {len(variants)} variants x {runs} fresh processes, interleaved")
+            samples = measure(variants, runs, progress=log)
+        finally:
+            pg.stop()
+        log("counting metrics API calls")
+        metric_rows = count_metric_calls(work / "default" / "src", moto, region)
+        if args.skip_layer or args.quick:
+            layer_md, layer_note = "", ("Layer bench skipped (`--skip-layer` or `--quick`): it downloads wheels and "
+                                        "is slow. Run `python benchmarks/layer_sizes.py --markdown FILE`.")
+        else:
+            log("running benchmarks/layer_sizes.py")
+            layer_md, layer_note = run_layer_bench(work)
+    report = Report(samples, rows)
+    text = render({
+        "report": report, "machine": machine(), "runs": runs, "duration_s": time.monotonic() - started,
+        "command": command_line(argv), "notes": notes, "metric_rows": metric_rows, "layer_md": layer_md,
+        "layer_note": layer_note, "tolerance": NOISE_TOLERANCE, "pricing_module": pricing_module,
+    })
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text, encoding="utf-8")
+        log(f"wrote {args.markdown} in {time.monotonic() - started:.0f} s")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Hostile and invalid template answers, each run through a real cookiecutter bake.
+
+The corpus is tests/data/hostile_answers.json: one entry per answer set, with the field that must be
+named in the rejection and the stage that rejects it:
+
+- ``hook``: hooks/pre_gen_project.py exits 1 (FailedHookException) after printing exactly one line
+  ``ERROR: <field>: ...`` on stderr;
+- ``cookiecutter``: cookiecutter itself refuses the answer before the hook runs (a choice or boolean
+  prompt given something else), with an exception that names the field;
+- ``cookiecutter-unnamed``: cookiecutter fails before the hook (the rendered name is empty, or holds a
+  NUL byte the OS refuses in a path) with a message that does not name the field.
+
+In every case nothing may be left in the output folder or next to it. Two answers containing ``/``
+(``a/b``, ``$(rm -rf /)``) are a known exception: cookiecutter creates the project folder with its
+parents before the pre-generation hook runs and removes only the project folder when the hook fails,
+so the first path component is left behind as an empty folder. The corpus records that as
+``known_residue``; the test reports it as an xfail and fails if the residue disappears (so the flag
+gets removed when fixed) or grows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORPUS = json.loads((Path(__file__).parent / "data" / "hostile_answers.json").read_text(encoding="utf-8"))
+HOOK_LINE = re.compile(r"^ERROR: ([a-z_]+): ")
+STAGES = {"hook", "cookiecutter", "cookiecutter-unnamed"}
+
+# Cases re-run through the command lines (argv-safe values only), to check the exit status and stderr
+# a user actually sees.
+CLI_CASES = ["name-jinja-expression", "name-path-traversal", "memory-\"64\"", "timeout-\"901\"",
+             "schedule-cron(0 * * * *)", "services-unknown-s4", "prewarm-not-subset",
+             "namespace-aws-reserved"]
+
+
+def _by_id(case_id: str) -> dict:
+    return next(case for case in CORPUS if case["id"] == case_id)
+
+
+def _leftovers(root: Path, out: Path) -> list[str]:
+    """Everything under root except the (empty) output folder and its parent."""
+    expected = {out, out.parent}
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path not in expected)
+
+
+def test_corpus_is_large_and_well_formed():
+    ids = [case["id"] for case in CORPUS]
+    assert len(ids) >= 40
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+    for case in CORPUS:
+        assert case["stage"] in STAGES, case["id"]
+        assert case["answers"], case["id"]
+    fields = {case["field"] for case in CORPUS}
+    # every prompt of cookiecutter.json is attacked at least once
+    prompts = {key for key in json.loads((REPO_ROOT / "cookiecutter.json").read_text()) if not key.startswith("_")}
+    assert prompts <= fields, sorted(prompts - fields)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case["id"] for case in CORPUS])
+def test_hostile_answer_is_rejected_and_nothing_is_written(case, tmp_path, capfd):
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException
+    from cookiecutter.main import cookiecutter
+
+    out = tmp_path / "parent" / "out"
+    out.mkdir(parents=True)
+    error: BaseException | None = None
+    try:
+        created = cookiecutter(str(REPO_ROOT), no_input=True, extra_context=case["answers"],
+                               output_dir=str(out))
+    except (CookiecutterException, ValueError, OSError) as caught:  # what a bake can raise
+        error = caught
+    else:
+        pytest.fail(f"ACCEPTED: {case['answers']!r} baked {created}")
+    stderr = capfd.readouterr().err
+    hook_lines = [line for line in stderr.splitlines() if HOOK_LINE.match(line)]
+
+    if case["stage"] == "hook":
+        assert isinstance(error, FailedHookException), f"{type(error).__name__}: {error}"
+        assert len(hook_lines) == 1, stderr
+        assert HOOK_LINE.match(hook_lines[0]).group(1) == case["field"], hook_lines[0]
+        assert "\x00" not in hook_lines[0]
+    elif case["stage"] == "cookiecutter":
+        assert not isinstance(error, FailedHookException)
+        assert case["field"] in str(error), str(error)
+        assert hook_lines == []
+    else:
+        assert not isinstance(error, FailedHookException)
+        assert hook_lines == []
+
+    leftovers = _leftovers(tmp_path, out)
+    residue = case.get("known_residue")
+    if residue is None:
+        assert leftovers == [], f"left behind: {leftovers}"
+        return
+    expected = f"parent/out/{residue}"
+    assert leftovers == [expected], f"known residue changed: {leftovers} (expected [{expected!r}])"
+    assert not any((tmp_path / expected).iterdir()), "residue folder is not empty"
+    pytest.xfail(f"cookiecutter leaves the empty parent folder {residue!r} of a function_name with '/'")
+
+
+def _cli_args(case: dict) -> list[str]:
+    return [f"{key}={value}" for key, value in case["answers"].items()]
+
+
+@pytest.mark.parametrize("case_id", CLI_CASES)
+def test_cookiecutter_cli_exits_non_zero_with_one_line_naming_the_field(case_id, tmp_path):
+    case = _by_id(case_id)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(REPO_ROOT), *_cli_args(case)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert result.returncode != 0
+    hook_lines = [line for line in result.stderr.splitlines() if HOOK_LINE.match(line)]
+    assert len(hook_lines) == 1, result.stderr
+    assert HOOK_LINE.match(hook_lines[0]).group(1) == case["field"]
+    assert list(out.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("case_id", ["name-stdlib-json", "schedule-rate(5 minute)", "layer-path"])
+def test_leanlambda_new_exits_non_zero_with_one_line_naming_the_field(case_id, tmp_path):
+    case = _by_id(case_id)
+    out = tmp_path / "out"
+    sets = [arg for pair in _cli_args(case) for arg in ("--set", pair)]
+    result = subprocess.run(
+        [sys.executable, "-m", "leanlambda", "new", str(out), "--no-input", *sets],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+    )
+    assert result.returncode != 0
+    hook_lines = [line for line in result.stderr.splitlines() if HOOK_LINE.match(line)]
+    assert len(hook_lines) == 1, result.stderr
+    assert HOOK_LINE.match(hook_lines[0]).group(1) == case["field"]
+    assert not out.exists() or list(out.iterdir()) == []
