@@ -7,7 +7,7 @@ the clock starts, so the floor is an interpreter's, not this harness's. Argument
     module=pkg.handler  attr=lambda_handler  paths=SRC[:SRC2]  site=SITE_PACKAGES  out=RESULT_FILE
     preload=json,logging (imported before the clock: what Lambda's runtime bootstrap already imported)
     event=EVENT_FILE (invoke twice: first = cold path, second = warm; absent: init only)
-    memory=MB  function=NAME (the context object's attributes)
+    memory=MB  function=NAME  timeout=SECONDS (the context object's attributes)
 
 Init is perf_counter (wall) and process_time (CPU = user + system, what getrusage reports) around
 importlib.import_module; peak RSS (KiB) after init and after the
@@ -30,7 +30,7 @@ class LambdaContext:
         self._deadline = time.monotonic() + timeout_s
         self.function_name = function_name
         self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = "00000000-0000-4000-8000-%012d" % int(time.monotonic() * 1000)
+        self.aws_request_id = f"00000000-0000-4000-8000-{int(time.monotonic() * 1000) % 10**12:012d}"
         self.invoked_function_arn = "arn:aws:lambda:ap-northeast-2:123456789012:function:" + function_name
         self.function_version = "$LATEST"
         self.log_group_name = "/aws/lambda/" + function_name
@@ -80,13 +80,14 @@ def main():
         handler = getattr(module, ARGS.get("attr", "lambda_handler"))
         memory = int(ARGS.get("memory", "128"))
         name = ARGS.get("function", "bench")
+        timeout = int(ARGS.get("timeout", "60"))
 
         wall2, cpu2 = time.perf_counter(), time.process_time()
-        first = handler(event, LambdaContext(name, memory))
+        first = handler(event, LambdaContext(name, memory, timeout))
         wall3, cpu3 = time.perf_counter(), time.process_time()
         result["first_done_mono"] = time.monotonic()
         result["rss_first_kib"] = peak_rss_kib()
-        second = handler(event, LambdaContext(name, memory))
+        second = handler(event, LambdaContext(name, memory, timeout))
         wall4, cpu4 = time.perf_counter(), time.process_time()
         result.update(
             first_ms=(wall3 - wall2) * 1000,

@@ -1,13 +1,16 @@
 """Runs the measuring child (benchmarks/_child.py) for many variants, interleaved, and summarises.
 
-Every sample is a fresh process. Rounds are interleaved (A B C, B C A, C A B, ...) so that the drift of a
-shared, noisy machine hits every variant alike; each figure is the median of the rounds, with min and max.
+Every sample is a fresh process. Rounds are interleaved: each round runs every variant once, in a freshly
+shuffled order (seeded, so a run is repeatable), so that the drift of a shared, noisy machine hits every
+variant alike and no variant always follows the same neighbour; each figure is the median of the rounds,
+with min and max.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -23,6 +26,7 @@ CHILD_FLAGS = ("-S", "-s", "-B", "-P")
 """No site main() (the dev venv's .pth files would preload pathlib & co.), no user site, no bytecode
 written, no script directory on sys.path: the child adds its source and site-packages itself."""
 CHILD_TIMEOUT_S = 120
+SHUFFLE_SEED = 20250806
 SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 LAMBDA_PRELOADED = ("json", "logging")
 """What Lambda's Python runtime bootstrap has already imported before it imports the handler module."""
@@ -55,6 +59,8 @@ class Variant:
     eager_of: str | None = None  # key of the variant this is the eager copy of
     note: str = ""
     cold_path: bool = True  # False: init and RSS only (the invocation needs what the run cannot provide)
+    timeout_s: int = 60  # the context's deadline (the function's Timeout)
+    prepare: Callable[[], None] | None = None  # run before each sample, untimed (reset the world it changes)
 
     @property
     def invokes(self) -> bool:
@@ -82,7 +88,7 @@ def run_child(variant: Variant, work: Path, python: str = sys.executable) -> dic
         f"module={variant.module}", f"attr={variant.attr}",
         "paths=" + ":".join(str(path) for path in variant.paths),
         f"site={SITE_PACKAGES}", f"out={out}", "preload=" + ",".join(variant.preload),
-        f"memory={variant.memory_mb}", f"function={variant.function_name}",
+        f"memory={variant.memory_mb}", f"function={variant.function_name}", f"timeout={variant.timeout_s}",
     ]
     if variant.invokes:
         args.append(f"event={variant.event}")
@@ -140,13 +146,17 @@ class Samples:
 def measure(
     variants: list[Variant], runs: int, progress: Callable[[str], None] | None = None
 ) -> dict[str, Samples]:
-    """``runs`` rounds; each round runs every variant once, in an order rotated by one each round."""
+    """``runs`` rounds; each round runs every variant once, in a shuffled order."""
     samples = {variant.key: Samples(variant) for variant in variants}
+    shuffler = random.Random(SHUFFLE_SEED)
     with tempfile.TemporaryDirectory(prefix="leanlambda-bench-") as tmp:
         work = Path(tmp)
         for round_no in range(runs):
-            shift = round_no % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
+            order = list(variants)
+            shuffler.shuffle(order)
+            for variant in order:
+                if variant.prepare is not None:
+                    variant.prepare()
                 samples[variant.key].runs.append(run_child(variant, work))
             if progress:
                 progress(f"round {round_no + 1}/{runs}")

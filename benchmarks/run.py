@@ -79,6 +79,7 @@ class Function:
     cold_path: bool = True
     why_not_cold: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    prepare: object = None
 
     @property
     def module(self) -> str:
@@ -220,6 +221,40 @@ def db_secret_env(moto: Moto, pg: Postgres, function: Function) -> dict[str, str
     return {"DB_SECRET_ARN": arn}
 
 
+ORCHESTRATOR_DB_ID = "makenaide-bench-db"
+
+
+class OrchestratorWorld:
+    """What makenaide-integrated-orchestrator manages, in moto (as its tests build it): one EC2 instance,
+    one RDS instance, one secret. ``reset()`` stops both before each sample, so every cold path takes the
+    same step (start RDS) instead of whatever the previous sample left to do."""
+
+    def __init__(self, moto: Moto, region: str) -> None:
+        self.ec2 = moto.client("ec2", region)
+        self.rds = moto.client("rds", region)
+        secret = json.dumps({"username": "makenaide", "password": "bench-only"})
+        secrets = moto.client("secretsmanager", region)
+        arn = secrets.create_secret(Name=f"makenaide/bench-{time.monotonic_ns()}", SecretString=secret)["ARN"]
+        image = self.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        instance = self.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.medium")
+        self.instance_id = instance["Instances"][0]["InstanceId"]
+        self.rds.create_db_instance(
+            DBInstanceIdentifier=ORCHESTRATOR_DB_ID, Engine="postgres", DBInstanceClass="db.t3.micro",
+            MasterUsername="makenaide", MasterUserPassword="bench-only-password", AllocatedStorage=20)  # noqa: S106
+        self.env = {"INSTANCE_ID": self.instance_id, "DB_INSTANCE_IDENTIFIER": ORCHESTRATOR_DB_ID,
+                    "DB_SECRET_ARN": arn, "APP_COMMAND": "/opt/makenaide/run.sh",
+                    "EC2_HOURLY_PRICE_USD": "0.0416", "RDS_HOURLY_PRICE_USD": "0.018", "MAX_RUN_MINUTES": "30"}
+        self.reset()
+
+    def reset(self) -> None:
+        state = self.ec2.describe_instances(InstanceIds=[self.instance_id])
+        if state["Reservations"][0]["Instances"][0]["State"]["Name"] != "stopped":
+            self.ec2.stop_instances(InstanceIds=[self.instance_id])
+        db = self.rds.describe_db_instances(DBInstanceIdentifier=ORCHESTRATOR_DB_ID)["DBInstances"][0]
+        if db["DBInstanceStatus"] != "stopped":
+            self.rds.stop_db_instance(DBInstanceIdentifier=ORCHESTRATOR_DB_ID)
+
+
 def write_floor(work: Path) -> Path:
     """The floor: an empty module with a no-op handler, run by the same child (`python -c pass`)."""
     floor = work / "floor"
@@ -250,42 +285,50 @@ def write_client_probe(work: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-def count_metric_calls(bake_src: Path, moto: Moto, region: str) -> list[dict]:
-    """API calls and EMF lines per flush of n metrics, for each backend of the bake's metrics module."""
+def load_metrics_module(src: Path, name: str):
+    """A bake's generated metrics.py, loaded from its file under a name of its own."""
+    import importlib.util
+
+    path = next(src.glob("*/metrics.py"))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def count_metric_calls(backend_srcs: dict[str, Path], moto: Moto, region: str) -> list[dict]:
+    """API calls and EMF lines per flush of n metrics, for each backend, with the bake generated for it.
+
+    ``backend_srcs``: {"emf": src of a bake with metrics_backend=emf, "put_metric_data": ...}. The template
+    leaves the unselected backend out of a bake, so each backend is measured with its own bake's module.
+    """
     import io
 
-    sys.path.insert(0, str(bake_src))
-    try:
-        import importlib
+    client = moto.client("cloudwatch", region)
+    calls = {"n": 0}
 
-        package = next(p.name for p in bake_src.iterdir() if (p / "metrics.py").is_file())
-        metrics = importlib.import_module(f"{package}.metrics")
-        client = moto.client("cloudwatch", region)
-        calls = {"n": 0}
+    def count(**_: object) -> None:
+        calls["n"] += 1
 
-        def count(**_: object) -> None:
-            calls["n"] += 1
-
-        client.meta.events.register("provide-client-params.cloudwatch.PutMetricData", count)
-        rows = []
-        for n in METRIC_COUNTS:
-            for backend_name in ("emf", "put_metric_data"):
-                stream = io.StringIO()
-                emf = metrics.EmfBackend(stream=stream)
-                backend = emf if backend_name == "emf" else metrics.PutMetricDataBackend(lambda: client, emf)
-                collector = metrics.MetricsCollector("LeanLambda/bench", backend, {"FunctionName": "bench"})
-                for index in range(n):
-                    collector.add(f"Metric{index}", index, "Count")
-                calls["n"] = 0
-                started = time.perf_counter()
-                collector.flush()
-                elapsed = (time.perf_counter() - started) * 1000
-                lines = [line for line in stream.getvalue().splitlines() if line.strip()]
-                rows.append({"n": n, "backend": backend_name, "calls": calls["n"], "emf_lines": len(lines),
-                             "emf_bytes": sum(len(line) + 1 for line in lines), "flush_ms": elapsed})
-        return rows
-    finally:
-        sys.path.remove(str(bake_src))
+    client.meta.events.register("provide-client-params.cloudwatch.PutMetricData", count)
+    modules = {backend: load_metrics_module(src, f"bench_metrics_{backend}") for backend, src in backend_srcs.items()}
+    rows = []
+    for n in METRIC_COUNTS:
+        for backend_name, metrics in modules.items():
+            stream = io.StringIO()
+            emf = metrics.EmfBackend(stream=stream)
+            backend = emf if backend_name == "emf" else metrics.PutMetricDataBackend(lambda: client, emf)
+            collector = metrics.MetricsCollector("LeanLambda/bench", backend, {"FunctionName": "bench"})
+            for index in range(n):
+                collector.add(f"Metric{index}", index, "Count")
+            calls["n"] = 0
+            started = time.perf_counter()
+            collector.flush()
+            elapsed = (time.perf_counter() - started) * 1000
+            lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+            rows.append({"n": n, "backend": backend_name, "calls": calls["n"], "emf_lines": len(lines),
+                         "emf_bytes": sum(len(line) + 1 for line in lines), "flush_ms": elapsed})
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------- cost
@@ -541,14 +584,16 @@ def target_rows(rep: Report, metric_rows: list[dict], tolerance: float) -> list[
     emf_calls = sum(row["calls"] for row in metric_rows if row["backend"] == "emf")
     out.append(f"| PutMetricData calls <= ceil(n/1000); EMF none | PutMetricData {summary}; EMF {emf_calls} "
                f"| {verdict(not worst) if metric_rows else 'n/a'} |")
-    prewarm, eager = rep.med("default_prewarm", "cold_ms"), rep.med("default_eager", "cold_ms")
-    if prewarm is not None and eager is not None:
-        strict = prewarm <= eager
+    for name, what in (("cold_ms", "wall"), ("cold_cpu_ms", "CPU")):
+        prewarm, eager = rep.med("default_prewarm", name), rep.med("default_eager", name)
+        if prewarm is None or eager is None:
+            continue
         within = prewarm <= eager * (1 + tolerance)
-        word = "PASS" if strict else (f"PASS (within the {tolerance:.0%} noise tolerance)" if within else "MISS")
+        word = "PASS" if prewarm <= eager else (
+            f"PASS (within the {tolerance:.0%} noise tolerance)" if within else "MISS")
         out.append(f"| cold path with prewarm never slower than its eager variant's (default + prewarm s3 vs "
-                   f"default eager, medians) | {prewarm:.1f} ms vs {eager:.1f} ms ({prewarm / eager:.2f}x) "
-                   f"| {word} |")
+                   f"default eager, {what} medians) | {prewarm:.1f} ms vs {eager:.1f} ms "
+                   f"({prewarm / eager:.2f}x) | {word} |")
     for key in rep.rows:
         if key.endswith("_prewarm") and key != "default_prewarm" and f"{key}_eager" in rep.samples:
             a, b = rep.med(key, "cold_ms"), rep.med(f"{key}_eager", "cold_ms")
@@ -573,7 +618,9 @@ def render(ctx: dict) -> str:
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores ({m['platform']})",
         f"- Python {m['python']}; {versions}",
-        f"- Date: {m['date']}; whole run {ctx['duration_s']:.0f} s",
+        f"- Date: {m['date']}; whole run {ctx['duration_s']:.0f} s; 1-minute load average {ctx['load'][0]:.1f} "
+        f"at the start, {ctx['load'][1]:.1f} at the end (a load above the core count means wall times are "
+        "inflated by waiting for a CPU: the CPU columns are the steadier figures)",
         f"- Command: `{ctx['command']}`",
         "",
         "## Method",
@@ -616,7 +663,8 @@ def render(ctx: dict) -> str:
         "",
         "## Metrics: API calls per invocation",
         "",
-        "The generated metrics module of the default bake, flushed once with n distinct metrics (one dimension "
+        "The generated metrics module (of the default bake for EMF, of a bake with "
+        "`metrics_backend=put_metric_data` for PutMetricData), flushed once with n distinct metrics (one dimension "
         "set). EMF lines are counted; PutMetricData calls are counted against moto with a botocore hook on "
         "`provide-client-params.cloudwatch.PutMetricData`.",
         "",
@@ -714,6 +762,15 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
         if function.key != "default_prewarm":
             function.eager_src = work / f"{function.key}_eager" / "src"
             function.eager_info = make_eager(function.staged_src, function.eager_src, services_of(function.answers))
+        if function.answers.get("function_name") == "makenaide-integrated-orchestrator":
+            try:
+                world = OrchestratorWorld(moto, region)
+            except Exception as error:  # moto cannot model it: measure init only
+                function.cold_path = False
+                function.why_not_cold = f"its moto world could not be built ({type(error).__name__}: {error})"
+            else:
+                function.env.update(world.env)
+                function.prepare = world.reset
         if function.answers.get("use_upbit"):
             function.cold_path = False
             function.why_not_cold = ("calls the Upbit API, whose URL is fixed in upbit.py; this machine has no "
@@ -734,6 +791,7 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
             function_name=str(function.answers.get("function_name") or function.key),
             metrics_backend=str(function.answers.get("metrics_backend") or "emf"),
             cold_path=function.cold_path, note=function.why_not_cold,
+            timeout_s=int(function.answers.get("timeout") or 60), prepare=function.prepare,
         )
         lazy = Variant(function.key, function.label, function.module,
                        package_bytes=package_bytes(function.staged_src, work), **common)
@@ -804,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     if runs < 1:
         parser.error("--runs must be at least 1")
     started = time.monotonic()
+    load_before = os.getloadavg()
     pricing_module = "leanlambda.pricing" in sys.modules
     pg = Postgres()
     with tempfile.TemporaryDirectory(prefix="leanlambda-bench-run-") as tmp, Moto() as moto:
@@ -817,7 +876,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             pg.stop()
         log("counting metrics API calls")
-        metric_rows = count_metric_calls(work / "default" / "src", moto, region)
+        pmd_root = bake(work / "bake-put-metric-data", metrics_backend="put_metric_data")
+        metric_rows = count_metric_calls(
+            {"emf": work / "default" / "src", "put_metric_data": stage(pmd_root / "src", work / "pmd" / "src")},
+            moto, region)
         if args.skip_layer or args.quick:
             layer_md, layer_note = "", ("Layer bench skipped (`--skip-layer` or `--quick`): it downloads wheels and "
                                         "is slow. Run `python benchmarks/layer_sizes.py --markdown FILE`.")
@@ -829,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": report, "machine": machine(), "runs": runs, "duration_s": time.monotonic() - started,
         "command": command_line(argv), "notes": notes, "metric_rows": metric_rows, "layer_md": layer_md,
         "layer_note": layer_note, "tolerance": NOISE_TOLERANCE, "pricing_module": pricing_module,
+        "load": (load_before[0], os.getloadavg()[0]),
     })
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

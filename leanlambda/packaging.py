@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leanlambda.function import FunctionDir
+from leanlambda.minify import strip_documentation
 from leanlambda.ziputil import write_deterministic_zip
 
 PACKAGE_BUDGET_KB = 10  # DESIGN section 4: the deployment zip of a lean function
@@ -46,9 +47,17 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return ignored
 
 
-def stage_source(src: Path, dest: Path) -> Path:
-    """Copy what ships (src/ minus tests, caches and bytecode) to dest: the zip's contents."""
+def stage_source(src: Path, dest: Path, strip_docs: bool = True) -> Path:
+    """Copy what ships (src/ minus tests, caches and bytecode) to dest: the zip's contents.
+
+    Docstrings and comments are stripped from the copies (line numbers kept): they serve
+    readers of the repository, not the runtime, and are most of a lean function's bytes.
+    """
     shutil.copytree(src, dest, ignore=_ignore, symlinks=False)
+    if strip_docs:
+        for module in sorted(dest.rglob("*.py")):
+            source = module.read_text(encoding="utf-8")
+            module.write_text(strip_documentation(source), encoding="utf-8")
     return dest
 
 

@@ -22,6 +22,7 @@ DB_ID = "makenaide-db"
 DB_PASSWORD = "Sup3r-S3cret-Passw0rd"  # noqa: S105 - the value the SSM command must never carry
 EC2_PRICE, RDS_PRICE = 0.0832, 0.036
 MAX_RUN = 180
+MOTO_AMI = "ami-12c6146b"  # one of moto's built-in images (describing them all takes seconds)
 APP_COMMAND = "cd /home/ec2-user/makenaide && python3 makenaide.py"
 
 
@@ -57,8 +58,7 @@ class Makenaide:
         secrets = boto3.client("secretsmanager")
         secret = json.dumps({"username": "makenaide", "password": DB_PASSWORD})
         self.secret_arn = secrets.create_secret(Name="makenaide/db-credentials", SecretString=secret)["ARN"]
-        image = self.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        instance = self.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.medium")
+        instance = self.ec2.run_instances(ImageId=MOTO_AMI, MinCount=1, MaxCount=1, InstanceType="t3.medium")
         self.instance_id = instance["Instances"][0]["InstanceId"]
         self.ec2.stop_instances(InstanceIds=[self.instance_id])
         self.rds.create_db_instance(
@@ -139,6 +139,17 @@ def action(result: dict) -> str:
 # --- configuration and events -------------------------------------------------------------------
 
 
+VALID_ENV = {
+    "INSTANCE_ID": "i-0123456789abcdef0",
+    "DB_INSTANCE_IDENTIFIER": DB_ID,
+    "DB_SECRET_ARN": "arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:makenaide/db-AbCdEf",
+    "APP_COMMAND": APP_COMMAND,
+    "EC2_HOURLY_PRICE_USD": "0.0832",
+    "RDS_HOURLY_PRICE_USD": "0",
+    "MAX_RUN_MINUTES": "180",
+}
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -146,24 +157,35 @@ def action(result: dict) -> str:
         ("INSTANCE_ID", "web-1", "is not an EC2 instance id"),
         ("DB_INSTANCE_IDENTIFIER", "1db", "is not an RDS DB identifier"),
         ("DB_INSTANCE_IDENTIFIER", "db--x", "is not an RDS DB identifier"),
+        ("DB_INSTANCE_IDENTIFIER", "db-", "is not an RDS DB identifier"),
         ("EC2_HOURLY_PRICE_USD", "cheap", "is not a number"),
         ("RDS_HOURLY_PRICE_USD", "-1", "must be a finite price >= 0"),
         ("RDS_HOURLY_PRICE_USD", "nan", "must be a finite price >= 0"),
         ("MAX_RUN_MINUTES", "0", "between 1 and 1440"),
         ("MAX_RUN_MINUTES", "2h", "between 1 and 1440"),
+        ("RUN_INTERVAL_MINUTES", "-5", "between 1 and 1440"),
         ("APP_COMMAND", "  ", "APP_COMMAND is not set"),
         ("DB_SECRET_ARN", "my-password", "is not a Secrets Manager secret ARN"),
     ],
 )
-def test_configuration_is_validated_with_a_clear_error(account, monkeypatch, name, value, message):
-    if value is None:
-        monkeypatch.delenv(name)
-    else:
-        monkeypatch.setenv(name, value)
+def test_configuration_is_validated_with_a_clear_error(name, value, message):
+    environ = {**VALID_ENV, name: value} if value is not None else {k: v for k, v in VALID_ENV.items() if k != name}
+    with pytest.raises(steps.InvalidEvent, match=message) as raised:
+        steps.load_config(environ)
+    assert "my-password" not in str(raised.value)  # a misplaced secret is not echoed
+
+
+def test_a_valid_configuration_is_read():
+    config = steps.load_config(VALID_ENV)
+    assert (config.instance_id, config.db_identifier, config.max_run_minutes) == (VALID_ENV["INSTANCE_ID"], DB_ID, 180)
+    assert (config.ec2_price, config.rds_price, config.run_interval_minutes) == (0.0832, 0.0, 240)
+
+
+def test_a_misconfigured_function_answers_with_the_error_and_touches_nothing(account, monkeypatch):
+    monkeypatch.setenv("INSTANCE_ID", "web-1")
     result = invoke({})
-    assert result["ok"] is False
-    assert message in result["error"]
-    assert "my-password" not in result["error"]  # a misplaced secret is not echoed
+    assert result == {"ok": False, "error": "invalid event: INSTANCE_ID='web-1' is not an EC2 instance id "
+                      "(i-0123456789abcdef0)"}
     assert account.states() == ("stopped", "stopped")
 
 
@@ -175,15 +197,17 @@ def test_configuration_is_validated_with_a_clear_error(account, monkeypatch, nam
         ({"source": "aws.ec2", "detail": {"instance-id": 5}}, "detail.instance-id"),
     ],
 )
-def test_malformed_events_are_rejected(account, event, message):
+def test_malformed_events_are_rejected(monkeypatch, event, message):
+    for name, value in VALID_ENV.items():
+        monkeypatch.setenv(name, value)
     result = invoke(event)
     assert result["ok"] is False
     assert message in result["error"]
 
 
 @pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda p: p.name)
-def test_the_sample_events_parse(account, clock, path):
-    request = steps.parse_event(json.loads(path.read_text()))
+def test_the_sample_events_parse(path):
+    request = steps.parse_event(json.loads(path.read_text()), VALID_ENV)
     assert request.trigger in {"schedule", "ec2-state-change", "rds-event"}
 
 
@@ -216,7 +240,8 @@ RUN_DONE = {steps.TAG_CYCLE: _ago(60), steps.TAG_LAUNCHED: _ago(50), steps.TAG_S
         ("available", "pending", 1, IN_A_RUN, steps.WAIT),
         ("available", "running", 1, IN_A_RUN, steps.LAUNCH),
         ("available", "running", 52, RUN_DONE, steps.NONE),
-        ("available", "running", MAX_RUN + 1, RUN_DONE, steps.STOP_INSTANCE),
+        ("available", "running", MAX_RUN + 1, {steps.TAG_CYCLE: _ago(200), steps.TAG_LAUNCHED: _ago(180)},
+         steps.STOP_INSTANCE),
         ("stopped", "running", MAX_RUN + 1, {}, steps.STOP_INSTANCE),
         ("stopped", "running", 2, IN_A_RUN, steps.START_RDS),
         ("available", "stopping", 40, RUN_DONE, steps.WAIT),
@@ -493,3 +518,4 @@ def test_the_worst_case_fits_the_timeout():
     budgets = steps.OBSERVE_BUDGET_MS + steps.RECORD_BUDGET_MS + steps.CLAIM_BUDGET_MS + steps.REPORT_BUDGET_MS
     assert budgets / 1000 <= steps.WORST_CASE_SECONDS <= 60 - 2
     assert steps.SEND_BUDGET_MS <= steps.CLAIM_BUDGET_MS - 1_000
+    assert steps.SEND_RETRY_S * 1000 < steps.SEND_BUDGET_MS

@@ -14,7 +14,9 @@ import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
 if TYPE_CHECKING:
+{%- if cookiecutter.metrics_backend == "put_metric_data" %}
     from collections.abc import Callable
+{%- endif %}
     from typing import Any, Protocol, TextIO
 
     class MetricsBackend(Protocol):
@@ -27,18 +29,11 @@ EMF_MAX_VALUES_PER_METRIC = 100
 PUT_METRIC_DATA_MAX_METRICS = 1_000
 PUT_METRIC_DATA_MAX_BYTES = 1_000_000
 MAX_DIMENSIONS = 30
-PUT_METRIC_DATA_ATTEMPTS = 3
-"""Attempts per batch on top of botocore's own retries, for sustained throttling."""
-RETRY_BASE_DELAY_S = 0.2
-
+_SIZES = [prefix + unit for unit in ("Bytes", "Bits") for prefix in ("", "Kilo", "Mega", "Giga", "Tera")]
 VALID_UNITS = frozenset(
-    {
-        "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
-        "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
-        "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
-        "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
-        "Count/Second", "None",
-    }
+    ["Seconds", "Microseconds", "Milliseconds", "Percent", "Count", "Count/Second", "None"]
+    + _SIZES
+    + [size + "/Second" for size in _SIZES]
 )
 
 _cold_start = True
@@ -76,8 +71,15 @@ class EmfBackend:
         stream.flush()
 
 
+{%- if cookiecutter.metrics_backend == "put_metric_data" %}
+
+
 class PutMetricDataBackend:
-    """Sends batches of at most 1000 metrics and 1 MB per PutMetricData call."""
+    """Sends batches of at most 1000 metrics and 1 MB per PutMetricData call.
+
+    Throttling is retried by the client's adaptive retry mode; a batch that still fails is
+    written as EMF instead, so its metrics reach CloudWatch through the logs.
+    """
 
     def __init__(self, client: Callable[[], Any], fallback: MetricsBackend | None = None) -> None:
         self._client = client
@@ -85,21 +87,12 @@ class PutMetricDataBackend:
 
     def send(self, namespace: str, metrics: list[Metric]) -> None:
         for batch in put_metric_data_batches(metrics):
-            self._send_batch(namespace, batch)
-
-    def _send_batch(self, namespace: str, batch: list[Metric]) -> None:
-        metric_data = [_datum(metric) for metric in batch]
-        for attempt in range(1, PUT_METRIC_DATA_ATTEMPTS + 1):
             try:
-                self._client().put_metric_data(Namespace=namespace, MetricData=metric_data)
-                return
+                self._client().put_metric_data(Namespace=namespace, MetricData=[_datum(m) for m in batch])
             except Exception as error:
-                if attempt == PUT_METRIC_DATA_ATTEMPTS or not _is_throttling(error):
-                    # Metrics are not lost: EMF lines reach CloudWatch through the logs.
-                    logger.warning("PutMetricData failed, writing EMF instead: %s", type(error).__name__)
-                    self._fallback.send(namespace, batch)
-                    return
-                time.sleep(RETRY_BASE_DELAY_S * 2 ** (attempt - 1))
+                logger.warning("PutMetricData failed, writing EMF instead: %s", type(error).__name__)
+                self._fallback.send(namespace, batch)
+{%- endif %}
 
 
 class MetricsCollector:
@@ -180,6 +173,7 @@ def emf_blobs(namespace: str, metrics: list[Metric]) -> list[dict[str, Any]]:
                 blob[name] = values[0].value if len(values) == 1 else [metric.value for metric in values]
             blobs.append(blob)
     return blobs
+{%- if cookiecutter.metrics_backend == "put_metric_data" %}
 
 
 def put_metric_data_batches(metrics: list[Metric]) -> list[list[Metric]]:
@@ -210,6 +204,4 @@ def _datum(metric: Metric) -> dict[str, Any]:
     }
 
 
-def _is_throttling(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code in {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+{%- endif %}

@@ -111,7 +111,9 @@ def wilder_rsi(closes: list[float], period: int = 14) -> list[float]:
     rsi = [math.nan] * len(closes)
     if len(closes) <= period:
         return rsi
-    changes = [b - a for a, b in zip(closes, closes[1:], strict=False)]
+    from itertools import pairwise
+
+    changes = [b - a for a, b in pairwise(closes)]
     gain = sum(max(c, 0.0) for c in changes[:period]) / period
     loss = sum(max(-c, 0.0) for c in changes[:period]) / period
     rsi[period] = _rsi(gain, loss)
@@ -130,7 +132,11 @@ def _rsi(gain: float, loss: float) -> float:
 
 
 def with_indicators(frame: Any) -> Any:
-    """Adds ma_20, ma_50, ma_200, rsi_14, bb_upper/bb_lower (20, 2 population σ), volume_20ma."""
+    """Adds ma_20, ma_50, ma_200, rsi_14 (Wilder), volume_20ma and bb_upper/bb_lower.
+
+    Bollinger bands: the 20-day mean plus and minus 2 population standard deviations
+    (Bollinger's definition, as TA-Lib computes it).
+    """
     close, volume = frame["close"].astype(float), frame["volume"].astype(float)
     frame = frame.copy()
     for window in (20, 50, 200):
@@ -195,7 +201,9 @@ def four_hour_rows(ticker: str, candles: Any) -> list[tuple]:
     ]
 
 
-def collect_ticker(ticker: str, client: UpbitClient, database: Database, today: datetime.date) -> dict[str, Any]:
+def collect_ticker(
+    ticker: str, client: UpbitClient, database: Database, today: datetime.date
+) -> dict[str, Any]:
     """Fetch, compute and write one ticker; raises on any failure, having written nothing."""
     latest, history = database.run_transaction(lambda cursor: read_history(cursor, ticker))
     count = daily_count(latest, today)
@@ -228,7 +236,8 @@ def select_tickers(run: RunContext) -> dict[str, Any]:
     def read(cursor: Any) -> list[str]:
         cursor.execute(
             "SELECT t.ticker FROM tickers t"
-            " LEFT JOIN (SELECT ticker, max(date) AS latest FROM ohlcv GROUP BY ticker) o ON o.ticker = t.ticker"
+            " LEFT JOIN (SELECT ticker, max(date) AS latest FROM ohlcv GROUP BY ticker) o"
+            " ON o.ticker = t.ticker"
             " WHERE t.is_active ORDER BY o.latest NULLS FIRST, t.ticker"
         )
         return [row[0] for row in cursor.fetchall()]
@@ -274,7 +283,8 @@ def collect(run: RunContext) -> dict[str, Any]:
     run.metrics.add("DailyRowsWritten", daily_written)
     run.metrics.add("FourHourRowsWritten", four_hour_written)
     if failed and not collected and not deferred:
-        raise RuntimeError(f"all {len(failed)} tickers failed; first: {failed[0]['ticker']}: {failed[0]['reason']}")
+        first = failed[0]
+        raise RuntimeError(f"all {len(failed)} tickers failed; first: {first['ticker']}: {first['reason']}")
     return {
         "collected": len(collected),
         "daily_rows": daily_written,
