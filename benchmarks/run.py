@@ -51,7 +51,8 @@ SCALED_MEMORY_MB = (128, 256, 512, 1024)
 DESIGN_CLIENT_MS = {128: 640, 1024: 74}  # DESIGN section 7: prewarmed vs lazy client, measured on Lambda
 LAYER_TIMEOUT_S = 1800
 BENCH_BUCKET = "leanlambda-bench"
-PACKAGES = ("boto3", "botocore", "moto", "aws-lambda-powertools", "cookiecutter", "psycopg2-binary", "pyupbit")
+PACKAGES = ("boto3", "botocore", "moto", "aws-lambda-powertools", "cookiecutter", "psycopg2-binary",
+            "pyupbit")
 TARGET_INIT_OVERHEAD_MS = 3.0
 TARGET_EAGER_FACTOR = 20.0
 TARGET_RSS_FACTOR = 1.3
@@ -123,6 +124,33 @@ def package_bytes(src: Path, work: Path) -> int:
     return size
 
 
+def with_bytecode(src: Path, dest: Path) -> Path:
+    """A copy of the staged source with __pycache__ compiled by this interpreter (what shipping .pyc for
+    the runtime's Python would give: no compile at cold start)."""
+    import compileall
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest)
+    if not compileall.compile_dir(str(dest), quiet=1):
+        raise RuntimeError(f"cannot compile {dest}")
+    return dest
+
+
+def zip_bytes(tree: Path, work: Path) -> int:
+    """Bytes of a deterministic deflate zip of ``tree`` exactly as it is, bytecode included."""
+    import zipfile
+
+    out = work / f"tree-{time.monotonic_ns()}.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(str(path.relative_to(tree)), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return out.stat().st_size
+
+
 def discover_examples() -> list[Path]:
     if not EXAMPLES_DIR.is_dir():
         return []
@@ -174,7 +202,8 @@ def ensure_bucket(moto: Moto, region: str) -> None:
     s3 = moto.client("s3", region)
     names = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
     if BENCH_BUCKET not in names:
-        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        location = {"LocationConstraint": region}
+        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": location}
         s3.create_bucket(Bucket=BENCH_BUCKET, **kwargs)
 
 
@@ -240,10 +269,12 @@ class OrchestratorWorld:
         self.instance_id = instance["Instances"][0]["InstanceId"]
         self.rds.create_db_instance(
             DBInstanceIdentifier=ORCHESTRATOR_DB_ID, Engine="postgres", DBInstanceClass="db.t3.micro",
-            MasterUsername="makenaide", MasterUserPassword="bench-only-password", AllocatedStorage=20)  # noqa: S106
+            MasterUsername="makenaide", MasterUserPassword="bench-only-password",  # moto only
+            AllocatedStorage=20)
         self.env = {"INSTANCE_ID": self.instance_id, "DB_INSTANCE_IDENTIFIER": ORCHESTRATOR_DB_ID,
                     "DB_SECRET_ARN": arn, "APP_COMMAND": "/opt/makenaide/run.sh",
-                    "EC2_HOURLY_PRICE_USD": "0.0416", "RDS_HOURLY_PRICE_USD": "0.018", "MAX_RUN_MINUTES": "30"}
+                    "EC2_HOURLY_PRICE_USD": "0.0416", "RDS_HOURLY_PRICE_USD": "0.018",
+                    "MAX_RUN_MINUTES": "30"}
         self.reset()
 
     def reset(self) -> None:
@@ -311,7 +342,8 @@ def count_metric_calls(backend_srcs: dict[str, Path], moto: Moto, region: str) -
         calls["n"] += 1
 
     client.meta.events.register("provide-client-params.cloudwatch.PutMetricData", count)
-    modules = {backend: load_metrics_module(src, f"bench_metrics_{backend}") for backend, src in backend_srcs.items()}
+    modules = {backend: load_metrics_module(src, f"bench_metrics_{backend}")
+               for backend, src in backend_srcs.items()}
     rows = []
     for n in METRIC_COUNTS:
         for backend_name, metrics in modules.items():
@@ -358,7 +390,8 @@ def run_layer_bench(work: Path) -> tuple[str, str]:
     if proc.returncode != 0 or not out.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         return "", f"benchmarks/layer_sizes.py failed (exit {proc.returncode}): `{tail[0][:300]}`"
-    return out.read_text(encoding="utf-8"), f"benchmarks/layer_sizes.py took {time.monotonic() - started:.0f} s."
+    took = time.monotonic() - started
+    return out.read_text(encoding="utf-8"), f"From `benchmarks/layer_sizes.py` (took {took:.0f} s)."
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -414,6 +447,11 @@ class Report:
         st = stat([value / scale for value in values])
         return f"{st.median:.{digits}f} ({st.low:.{digits}f}-{st.high:.{digits}f})"
 
+    def eager_for(self, key: str) -> str | None:
+        """The eager variant a row compares with: same code loaded eagerly, same floor."""
+        candidate = EAGER_TWIN.get(key, f"{key}_eager")
+        return candidate if candidate in self.samples and candidate != key else None
+
     def floor_for(self, key: str) -> str:
         return "floor_lambda" if self.s(key).variant.preload else "floor"
 
@@ -427,16 +465,15 @@ class Report:
 
 def init_table(rep: Report) -> list[str]:
     out = [
-        "| variant | init ms (import) | over its floor, ms | start to init done, ms | x floor (start to init) "
-        "| x eager (init over floor) | init CPU ms | CPU over its floor, ms | peak RSS after init, MiB | x floor (RSS) |",
+        "| variant | init ms (import) | over its floor, ms | start to init done, ms "
+        "| x floor (start to init) | x eager (init over floor) | init CPU ms | CPU over its floor, ms "
+        "| peak RSS after init, MiB | x floor (RSS) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in rep.rows:
         v = rep.s(key).variant
         floor = rep.floor_for(key)
-        eager_key = f"{key}_eager" if f"{key}_eager" in rep.samples else None
-        if key == "default_lambda":
-            eager_key = None
+        eager_key = rep.eager_for(key)
         over = rep.overhead(key)
         eager_over = rep.overhead(eager_key) if eager_key else None
         out.append(
@@ -456,16 +493,17 @@ def result_summary(result: object) -> str:
     if "ok" in result:
         if result["ok"]:
             return "ok"
+        failed = [step for step in result.get("steps", []) if step.get("status") == "failed"]
         error = result.get("error") or next(
-            (f"{s.get('name')}: {s.get('error')}" for s in result.get("steps", []) if s.get("status") == "failed"),
-            "failed")
+            (f"{step.get('name')}: {step.get('error')}" for step in failed), "failed")
         return f"failed: {str(error)[:80]}".replace("|", "/")
     return "returned"
 
 
 def cold_table(rep: Report) -> list[str]:
     out = [
-        "| variant | cold path ms (init + 1st invocation) | cold CPU ms | 1st invocation ms | warm invocation ms "
+        "| variant | cold path ms (init + 1st invocation) | cold CPU ms | 1st invocation ms "
+        "| warm invocation ms "
         "| x eager (cold) | peak RSS after 1st invocation, MiB | x floor (RSS) | package bytes | result |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -476,9 +514,7 @@ def cold_table(rep: Report) -> list[str]:
             out.append(f"| {v.label} | not measured: {v.note} | | | | | | | "
                        f"{v.package_bytes if v.package_bytes is not None else '-'} | |")
             continue
-        eager_key = f"{key}_eager" if f"{key}_eager" in rep.samples else None
-        if key == "default_prewarm":
-            eager_key = "default_eager"
+        eager_key = rep.eager_for(key)
         out.append(
             f"| {v.label} | {rep.span(key, 'cold_ms')} | {rep.span(key, 'cold_cpu_ms')} | "
             f"{rep.span(key, 'first_ms')} | {rep.span(key, 'warm_ms', digits=2)} "
@@ -510,7 +546,7 @@ def cost_table(rep: Report) -> list[str]:
         costs[key] = cost_per_million(cold, warm, v.memory_mb, v.architecture, metric_calls_per_invocation(v))
     for key, usd in costs.items():
         v = rep.s(key).variant
-        eager_key = "default_eager" if key == "default_prewarm" else f"{key}_eager"
+        eager_key = rep.eager_for(key)
         out.append(
             f"| {v.label} | {v.memory_mb} | {v.architecture} | {math.ceil(rep.med(key, 'cold_ms'))} "
             f"| {math.ceil(rep.med(key, 'warm_ms'))} | {metric_calls_per_invocation(v)} | {usd:.4f} "
@@ -560,15 +596,26 @@ def target_rows(rep: Report, metric_rows: list[dict], tolerance: float) -> list[
     for name, what in (("init_ms", "wall"), ("init_cpu_ms", "CPU")):
         for key, floor in (("default", "the truly bare interpreter"), ("default_lambda", lambda_floor)):
             over = rep.overhead(key, name)
-            out.append(f"| init overhead of the default handler <= {TARGET_INIT_OVERHEAD_MS:g} ms over {floor} "
+            out.append(f"| init overhead of the default handler <= {TARGET_INIT_OVERHEAD_MS:g} ms "
+                       f"over {floor} "
                        f"({what}: import in the child minus the floor's) | {fmt(over, 2)} ms "
                        f"| {verdict(None if over is None else over <= TARGET_INIT_OVERHEAD_MS)} |")
+    pyc = rep.overhead("default_pyc_lambda", "init_cpu_ms")
+    if pyc is not None:
+        out.append(f"| the same, Lambda-like floor, with the function's bytecode shipped (CPU; not what "
+                   f"`leanlambda package` builds today) | {fmt(pyc, 2)} ms "
+                   f"| {verdict(pyc <= TARGET_INIT_OVERHEAD_MS)} |")
     for name, what in (("init_ms", "wall"), ("init_cpu_ms", "CPU")):
-        own, eager = rep.overhead("default", name), rep.overhead("default_eager", name)
-        factor = eager / own if own and eager and own > 0 else None
-        out.append(f"| default init overhead >= {TARGET_EAGER_FACTOR:g}x less than its eager variant's "
-                   f"({what}, both over the bare floor) | {fmt(eager, 1)} ms / {fmt(own, 2)} ms = {fmt(factor, 1)}x "
-                   f"| {verdict(None if factor is None else factor >= TARGET_EAGER_FACTOR)} |")
+        for key, floor in (("default", "the bare floor"), ("default_lambda", "the Lambda-like floor")):
+            eager_key = rep.eager_for(key)
+            if eager_key is None:
+                continue
+            own, eager = rep.overhead(key, name), rep.overhead(eager_key, name)
+            factor = eager / own if own and eager and own > 0 else None
+            out.append(f"| default init overhead >= {TARGET_EAGER_FACTOR:g}x less than its eager variant's "
+                       f"({what}, both over {floor}) | {fmt(eager, 1)} ms / {fmt(own, 2)} ms "
+                       f"= {fmt(factor, 1)}x "
+                       f"| {verdict(None if factor is None else factor >= TARGET_EAGER_FACTOR)} |")
     rss, floor_rss = rep.med("default", "rss_init_kib"), rep.med("floor", "rss_init_kib")
     rss_factor = rss / floor_rss if rss and floor_rss else None
     out.append(f"| peak RSS after init <= {TARGET_RSS_FACTOR:g}x the bare interpreter's "
@@ -576,7 +623,8 @@ def target_rows(rep: Report, metric_rows: list[dict], tolerance: float) -> list[
                f"| {verdict(None if rss_factor is None else rss_factor <= TARGET_RSS_FACTOR)} |")
     if "default_lambda" in rep.samples:
         rss_l, floor_l = rep.med("default_lambda", "rss_init_kib"), rep.med("floor_lambda", "rss_init_kib")
-        out.append(f"| the same against the Lambda-like floor | {fmt(mib(rss_l))} MiB / {fmt(mib(floor_l))} MiB "
+        out.append(f"| the same against the Lambda-like floor | {fmt(mib(rss_l))} MiB / "
+                   f"{fmt(mib(floor_l))} MiB "
                    f"= {fmt(rss_l / floor_l, 2)}x | {verdict(rss_l / floor_l <= TARGET_RSS_FACTOR)} |")
     worst = [row for row in metric_rows if row["calls"] > (
         0 if row["backend"] == "emf" else math.ceil(row["n"] / PUT_METRIC_DATA_MAX_METRICS))]
@@ -603,53 +651,75 @@ def target_rows(rep: Report, metric_rows: list[dict], tolerance: float) -> list[
     return out
 
 
+def para(text: str) -> str:
+    """One Markdown paragraph or list item from a wrapped triple-quoted string."""
+    return " ".join(text.split())
+
+
 def render(ctx: dict) -> str:
     rep: Report = ctx["report"]
     m = ctx["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
+    preloaded = ", ".join(LAMBDA_PRELOADED)
+    pricing_source = "; constants from `leanlambda.pricing`" if ctx["pricing_module"] else ""
+    prices = PRICE_PER_GB_SECOND_USD
     lines = [
         "# Benchmarks",
         "",
-        "Generated by `benchmarks/run.py`; do not edit by hand. Every figure is the median of "
-        f"{ctx['runs']} fresh processes per variant, with (min-max), all measured side by side in one run, "
-        "interleaved round by round so that the drift of a shared machine hits every variant alike.",
+        para(f"""Generated by `benchmarks/run.py` (`make bench`); do not edit by hand. Every figure is the
+        median of {ctx['runs']} fresh processes per variant, with (min-max), all measured side by side in one
+        run, interleaved: each round runs every variant once in a freshly shuffled order, so that the drift of
+        a shared machine hits every variant alike."""),
         "",
         "## Machine and command",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores ({m['platform']})",
         f"- Python {m['python']}; {versions}",
-        f"- Date: {m['date']}; whole run {ctx['duration_s']:.0f} s; 1-minute load average {ctx['load'][0]:.1f} "
-        f"at the start, {ctx['load'][1]:.1f} at the end (a load above the core count means wall times are "
-        "inflated by waiting for a CPU: the CPU columns are the steadier figures)",
+        para(f"""- Date: {m['date']}; whole run {ctx['duration_s']:.0f} s; 1-minute load average
+        {ctx['load'][0]:.1f} at the start, {ctx['load'][1]:.1f} at the end (a load above the core count means
+        wall times are inflated by waiting for a CPU: the CPU columns are the steadier figures)"""),
         f"- Command: `{ctx['command']}`",
         "",
         "## Method",
         "",
-        "- **Child**: `benchmarks/_child.py` runs as `python -S -s -B -P` with `PYTHONDONTWRITEBYTECODE=1`: it "
-        "imports `site` (what a normal start imports) without running it, so the development venv's `.pth` "
-        "files (an editable install that preloads pathlib, urllib and more) do not hide import costs; then puts "
-        "the function's staged `src/` (copied without `__pycache__`, as Lambda's read-only /var/task has none) "
-        "and site-packages on `sys.path`.",
-        "- **init**: `time.perf_counter()` and `time.process_time()` (user + system CPU, what "
-        "`resource.getrusage` reports) around `importlib.import_module(<module>.handler)`. **Over its floor**: "
-        "minus the same figure for the floor (an empty module, a no-op handler) in the same child. **Start to "
-        "init done**: from the parent's `Popen` to the end of the import (`time.monotonic()`, shared clock): "
-        "interpreter start included.",
-        f"- **Floors**: *floor (bare)* is the truly bare interpreter; *floor (bare + {', '.join(LAMBDA_PRELOADED)})* "
-        "imports those before the clock starts, as Lambda's runtime bootstrap has already done before it "
-        "imports the handler module. *default (runtime preloads ...)* is the default handler measured on that "
-        "Lambda-like floor.",
-        f"- **Cold path**: init plus the first invocation with the function's `events/event.json` against one moto "
-        f"server (loopback, free port, started once per run; `AWS_ENDPOINT_URL` set for the child, fake "
-        f"credentials, `DATA_BUCKET={BENCH_BUCKET}` created in moto so the default's `store_summary` step "
-        "really calls S3). **Warm**: the second invocation in the same process. Peak RSS is `ru_maxrss` after "
-        "init and after the first invocation.",
-        "- **Eager variant**: `benchmarks/eager.py` copies `src/` and moves every function-level import to module "
-        "level, and appends to `handler.py` `get_orchestrator().clients.prewarm(<the function's services from "
-        ".cookiecutter.json>)`: the same code, loaded eagerly.",
-        "- **Powertools variant** (`benchmarks/powertools_variant/`): the default skeleton built the common way "
-        "(`Logger`, `Metrics`, a module-level `boto3.client(\"s3\")`, the same steps).",
-        "- **Package bytes**: the deterministic zip `leanlambda package` builds (staged `src/` alone).",
+        para("""- **Child**: `benchmarks/_child.py` runs as `python -S -s -B -P` with
+        `PYTHONDONTWRITEBYTECODE=1`: it imports `site` (what a normal start imports) without running it, so
+        the development venv's `.pth` files (an editable install that preloads pathlib, urllib and more) do
+        not hide import costs; then it puts the function's staged source and site-packages on `sys.path`.
+        The staged source is what `leanlambda package` ships (its own staging step: no tests, caches or
+        bytecode, and whatever else it does to the files), so, as on Lambda's read-only /var/task, there is
+        no `__pycache__` and every module of the function is compiled at each cold start."""),
+        para("""- **init**: `time.perf_counter()` and `time.process_time()` (user + system CPU, what
+        `resource.getrusage` reports) around `importlib.import_module(<module>.handler)`. **Over its floor**:
+        minus the same figure for the floor (an empty module with a no-op handler) in the same child.
+        **Start to init done**: from the parent's `Popen` to the end of the import (`time.monotonic()`, one
+        clock for both): interpreter start included."""),
+        para(f"""- **Floors**: *floor (bare interpreter)* is the truly bare interpreter; *floor (bare +
+        {preloaded})* imports those before the clock starts, as Lambda's runtime bootstrap has done before it
+        imports the handler module. *default bake (runtime preloads {preloaded})* is the default handler
+        measured on that Lambda-like floor, beside its eager twin on the same floor. *default bake, bytecode
+        shipped* is the same source with `__pycache__` compiled in advance by this interpreter: what shipping
+        `.pyc` for the runtime's Python in the zip would give (no compile at cold start); `leanlambda
+        package` does not do that today."""),
+        para(f"""- **Cold path**: init plus the first invocation with the function's `events/event.json`
+        against one moto server (loopback, free port, started once per run; `AWS_ENDPOINT_URL` set for the
+        child, fake credentials; `DATA_BUCKET={BENCH_BUCKET}` exists in moto, so the default's
+        `store_summary` step really calls S3). Examples get what their tests give them: PostgreSQL from
+        `tests/support/postgres.py` with its credentials in a moto secret (`DB_SECRET_ARN`), and for the
+        orchestrator an EC2 instance, an RDS instance and a secret in moto, both stopped again before each
+        sample so that every sample takes the same step. **Warm**: the second invocation in the same
+        process."""),
+        para("""- **Peak RSS**: VmHWM from /proc/self/status after init and after the first invocation.
+        (`ru_maxrss` survives `exec` on Linux, so a child spawned by this ~100 MB parent would report the
+        parent's peak.)"""),
+        para("""- **Eager variant**: `benchmarks/eager.py` copies the staged source, moves every
+        function-level import to module level, and appends to `handler.py`
+        `get_orchestrator().clients.prewarm(<the function's services from .cookiecutter.json>)`: the same
+        code, loaded eagerly."""),
+        para("""- **Powertools variant** (`benchmarks/powertools_variant/`): the default skeleton built the
+        common way (`Logger`, `Metrics`, a module-level `boto3.client("s3")`, the same steps); Powertools
+        itself would come from a layer, so its package is the handler alone."""),
+        "- **Package bytes**: the deterministic zip of the staged source, as `leanlambda package` builds it.",
         "",
         "## Init",
         "",
@@ -663,46 +733,46 @@ def render(ctx: dict) -> str:
         "",
         "## Metrics: API calls per invocation",
         "",
-        "The generated metrics module (of the default bake for EMF, of a bake with "
-        "`metrics_backend=put_metric_data` for PutMetricData), flushed once with n distinct metrics (one dimension "
-        "set). EMF lines are counted; PutMetricData calls are counted against moto with a botocore hook on "
-        "`provide-client-params.cloudwatch.PutMetricData`.",
+        para("""The generated metrics module (of the default bake for EMF, of a bake with
+        `metrics_backend=put_metric_data` for PutMetricData; a bake holds only its selected backend), flushed
+        once with n distinct metrics (one dimension set). EMF lines are counted; PutMetricData calls are
+        counted against moto with a botocore hook on `provide-client-params.cloudwatch.PutMetricData`."""),
         "",
         *metrics_table(ctx["metric_rows"]),
         "",
         "## Cost per million invocations (estimate)",
         "",
-        f"Model: billed duration is init + first invocation (rounded up to the ms) for a cold start and the warm "
-        f"invocation for the others, with {COLD_START_SHARE:.0%} of invocations cold (INIT has been billed "
-        "since 2025-08); GB-seconds at the memory size from the function's `.cookiecutter.json` times the "
-        "architecture's price (x86_64 "
-        f"{PRICE_PER_GB_SECOND_USD['x86_64']} USD/GB-s, arm64 {PRICE_PER_GB_SECOND_USD['arm64']}), plus "
-        f"{PRICE_PER_MILLION_REQUESTS_USD:.2f} USD per million requests (AWS Lambda pricing, us-east-1, first "
-        f"tier{'; constants from `leanlambda.pricing`' if ctx['pricing_module'] else ''}), plus PutMetricData "
-        f"at {PUT_METRIC_DATA_USD_PER_1000} USD per 1000 requests. Durations are this machine's wall times, "
-        "not Lambda's: at 128-1024 MB Lambda's CPU is a fraction of one vCPU (next section), so real durations "
-        "are longer; the ratios between rows are the point.",
+        para(f"""Model: billed duration is init + first invocation (each rounded up to the ms) for a cold
+        start and the warm invocation for the others, with {COLD_START_SHARE:.0%} of invocations cold (INIT
+        is billed since 2025-08); GB-seconds at the memory size from the function's `.cookiecutter.json` times
+        the architecture's price (x86_64 {prices['x86_64']} USD/GB-s, arm64 {prices['arm64']}), plus
+        {PRICE_PER_MILLION_REQUESTS_USD:.2f} USD per million requests (AWS Lambda pricing, us-east-1, first
+        tier{pricing_source}), plus PutMetricData at {PUT_METRIC_DATA_USD_PER_1000} USD per 1000 requests.
+        Durations are this machine's wall times, not Lambda's: at 128-1024 MB Lambda's CPU is a fraction of
+        one vCPU (next section), so real durations are longer; the ratios between rows are the point."""),
         "",
         *cost_table(rep),
         "",
         "## What a local figure says about Lambda, and what it does not",
         "",
-        f"- Lambda's CPU scales with memory: {LAMBDA_MB_PER_VCPU} MB is one vCPU, so at 128 MB a function gets "
-        f"about 1/{LAMBDA_MB_PER_VCPU / 128:.0f} of a vCPU and CPU-bound work in the invoke phase runs ~10x "
-        "slower than here. Import and client creation are CPU-bound.",
-        f"- INIT runs at full CPU for up to {INIT_FULL_CPU_S} s whatever the memory size. So a client every "
-        "invocation needs is cheaper created during init (prewarm) than lazily in a 128-512 MB invoke: DESIGN "
-        f"section 7 measured {DESIGN_CLIENT_MS[128]} ms at 128 MB against {DESIGN_CLIENT_MS[1024]} ms at 1024 MB. "
-        "A client only some invocations need stays lazy. INIT is billed since 2025-08, so init time is money "
-        "either way; at full CPU it is simply less of it.",
-        "- Locally there is no throttling: the prewarm row and the lazy default cost about the same here; the "
-        "difference only appears on Lambda, which the estimate below shows.",
-        "- Not modelled: Lambda's own runtime start (~77-84 ms p50 for a Python zip hello world, DESIGN section "
-        "7), network latency to AWS endpoints (moto is on loopback), SnapStart, and a different CPU model.",
+        para(f"""- Lambda's CPU scales with memory: {LAMBDA_MB_PER_VCPU} MB is one vCPU, so at 128 MB a
+        function gets about 1/{LAMBDA_MB_PER_VCPU / 128:.0f} of a vCPU and CPU-bound work in the invoke phase
+        runs ~10x slower than here. Importing modules and creating clients are CPU-bound."""),
+        para(f"""- INIT runs at full CPU for up to {INIT_FULL_CPU_S} s whatever the memory size. So a client
+        every invocation needs is cheaper created during init (prewarm) than lazily in a 128-512 MB invoke:
+        DESIGN section 7 measured {DESIGN_CLIENT_MS[128]} ms at 128 MB against {DESIGN_CLIENT_MS[1024]} ms at
+        1024 MB. A client only some invocations need stays lazy: then most cold starts never pay for it.
+        INIT is billed since 2025-08, so init time is money either way; at full CPU there is less of it."""),
+        para("""- Here nothing is throttled, so the lazy default and its prewarm twin take about the same cold
+        path; the difference only shows on Lambda, which the estimate below puts in numbers."""),
+        para("""- Not modelled: Lambda's own runtime start (~77-84 ms p50 for a Python zip hello world, DESIGN
+        section 7), network latency to real AWS endpoints (moto is on loopback), a different CPU model, and
+        file-system speed of /var/task and /opt."""),
         "",
-        "**Estimate** (not a measurement): the CPU ms of client creation measured here (median of fresh "
-        f"processes), divided by the CPU share Lambda gives in the invoke phase (memory / {LAMBDA_MB_PER_VCPU} "
-        "MB, at most 1). Created during init instead, the same work costs about the local CPU ms.",
+        para(f"""**Estimate** (not a measurement): the CPU ms of client creation measured here (median of
+        fresh processes, `AWSClientFactory.get` of the default bake), divided by the CPU share Lambda gives
+        in the invoke phase (memory / {LAMBDA_MB_PER_VCPU} MB, at most 1). Created during init instead
+        (prewarm), the same work costs about the local CPU ms, at any memory size."""),
         "",
         *client_section(rep),
         "",
@@ -723,6 +793,12 @@ def render(ctx: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- main
+UPBIT_NOT_MEASURED = ("calls the Upbit API, whose URL is fixed in upbit.py; this machine has no network, "
+                      "and an in-process HTTP mock would be measured with the function")
+LAYER_SKIPPED = ("Layer bench skipped (`--skip-layer` or `--quick`): it downloads wheels and is slow. "
+                 "Run `python benchmarks/layer_sizes.py --markdown FILE`.")
+EAGER_TWIN = {"default_prewarm": "default_eager", "default_lambda": "default_eager_lambda",
+              "default_eager_lambda": None, "default_pyc_lambda": None}
 NOISE_TOLERANCE = 0.03
 """Two medians closer than this are the same on this machine (it is shared and noisy)."""
 
@@ -761,7 +837,8 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
         function.env = aws_env(moto, region)
         if function.key != "default_prewarm":
             function.eager_src = work / f"{function.key}_eager" / "src"
-            function.eager_info = make_eager(function.staged_src, function.eager_src, services_of(function.answers))
+            function.eager_info = make_eager(function.staged_src, function.eager_src,
+                                             services_of(function.answers))
         if function.answers.get("function_name") == "makenaide-integrated-orchestrator":
             try:
                 world = OrchestratorWorld(moto, region)
@@ -773,8 +850,7 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
                 function.prepare = world.reset
         if function.answers.get("use_upbit"):
             function.cold_path = False
-            function.why_not_cold = ("calls the Upbit API, whose URL is fixed in upbit.py; this machine has no "
-                                     "network and an in-process HTTP mock would be measured with the function")
+            function.why_not_cold = UPBIT_NOT_MEASURED
         elif function.answers.get("use_postgres"):
             env = db_secret_env(moto, pg, function)
             if env is None:
@@ -784,6 +860,7 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
                 function.env.update(env)
 
     rows = ["floor", "floor_lambda"]
+    preloaded = ", ".join(LAMBDA_PRELOADED)
     for function in functions:
         common = dict(
             paths=(function.staged_src,), event=function.root / "events" / "event.json", env=function.env,
@@ -798,7 +875,8 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
         variants.append(lazy)
         rows.append(function.key)
         if function.key == "default":
-            lambda_like = Variant("default_lambda", f"default bake (runtime preloads {', '.join(LAMBDA_PRELOADED)})",
+            label = f"default bake (runtime preloads {preloaded})"
+            lambda_like = Variant("default_lambda", label,
                                   function.module, preload=LAMBDA_PRELOADED,
                                   package_bytes=lazy.package_bytes, **common)
             variants.append(lambda_like)
@@ -809,12 +887,26 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
                                     package_bytes=package_bytes(function.eager_src, work),
                                     eager_of=function.key, **eager_common))
             rows.append(f"{function.key}_eager")
+            if function.key == "default":
+                variants.append(Variant(
+                    "default_eager_lambda", f"default bake, eager (runtime preloads {preloaded})",
+                    function.module, preload=LAMBDA_PRELOADED, package_bytes=variants[-1].package_bytes,
+                    eager_of="default_lambda", **eager_common))
+                rows.append("default_eager_lambda")
+                compiled = with_bytecode(function.staged_src, work / "default_pyc" / "src")
+                variants.append(Variant(
+                    "default_pyc_lambda", f"default bake, bytecode shipped (runtime preloads {preloaded})",
+                    function.module, preload=LAMBDA_PRELOADED, package_bytes=zip_bytes(compiled, work),
+                    **{**common, "paths": (compiled,)}))
+                rows.append("default_pyc_lambda")
             info = function.eager_info
+            services = ",".join(services_of(function.answers))
+            prewarm_note = f"added for {services}" if info.prewarmed else "none (no services)"
             hoisted = "; ".join(f"{name}: {', '.join(stmts)}" for name, stmts in info.hoisted.items())
             kept = "; ".join(f"{name}: {', '.join(stmts)}" for name, stmts in info.kept.items())
             notes.append(f"{function.label}, eager: hoisted {hoisted or 'nothing'}"
                          f"{'; left in place ' + kept if kept else ''}; prewarm call "
-                         f"{'added for ' + ','.join(services_of(function.answers)) if info.prewarmed else 'none (no services)'}.")
+                         f"{prewarm_note}.")
         if function.key == "default":
             pt_src = stage(POWERTOOLS_DIR / "src", work / "powertools" / "src")
             variants.append(Variant(
@@ -828,7 +920,8 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
             probe_event.write_text(json.dumps({"package": function.answers["__module_name"],
                                                "services": ["s3", "ec2", "rds", "ssm"]}), encoding="utf-8")
             variants.append(Variant("client_probe", "client creation probe", "bench_client_probe",
-                                    **{**common, "paths": (probe, function.staged_src), "event": probe_event}))
+                                    **{**common, "paths": (probe, function.staged_src),
+                                       "event": probe_event}))
     for function in functions:
         if not function.cold_path:
             notes.append(f"{function.label}: cold path not measured ({function.why_not_cold}); init, RSS and "
@@ -853,7 +946,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", type=Path, help="write the report here (default: print it)")
-    parser.add_argument("--runs", type=int, default=None, help=f"fresh processes per variant (default {RUNS})")
+    parser.add_argument("--runs", type=int, default=None,
+                        help=f"fresh processes per variant (default {RUNS})")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_RUNS} runs, the default bake only, no layer bench")
     parser.add_argument("--skip-layer", action="store_true", help="do not run benchmarks/layer_sizes.py")
@@ -878,11 +972,11 @@ def main(argv: list[str] | None = None) -> int:
         log("counting metrics API calls")
         pmd_root = bake(work / "bake-put-metric-data", metrics_backend="put_metric_data")
         metric_rows = count_metric_calls(
-            {"emf": work / "default" / "src", "put_metric_data": stage(pmd_root / "src", work / "pmd" / "src")},
+            {"emf": work / "default" / "src",
+             "put_metric_data": stage(pmd_root / "src", work / "pmd" / "src")},
             moto, region)
         if args.skip_layer or args.quick:
-            layer_md, layer_note = "", ("Layer bench skipped (`--skip-layer` or `--quick`): it downloads wheels and "
-                                        "is slow. Run `python benchmarks/layer_sizes.py --markdown FILE`.")
+            layer_md, layer_note = "", LAYER_SKIPPED
         else:
             log("running benchmarks/layer_sizes.py")
             layer_md, layer_note = run_layer_bench(work)

@@ -38,7 +38,7 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 def load_template(path: Path) -> dict[str, Any]:
     """The template as plain dicts/lists; raises ValueError when it is not a YAML mapping."""
     with Path(path).open(encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506  # nosec B506 - a SafeLoader subclass
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a CloudFormation template (no top-level mapping)")
     return data

@@ -17,7 +17,7 @@ KEEP_COMMENT_PREFIXES = ("#!", "# -*-", "# vim:", "# coding")
 
 
 def strip_documentation(source: str) -> str:
-    """``source`` without docstrings or comments, with the same line count; invalid input is returned as is."""
+    """``source`` without docstrings or comments, same line count; invalid Python is returned as is."""
     try:
         tree = ast.parse(source)
     except SyntaxError:

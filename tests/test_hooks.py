@@ -361,7 +361,7 @@ def test_hooks_read_answers_through_single_quoted_raw_strings():
     for hook in ("pre_gen_project.py", "post_gen_project.py"):
         text = (HOOKS / hook).read_text()
         assert "| tojson }}" in text
-        assert "json.loads(r\"" not in text
+        assert 'json.loads(r"' not in text
         for line in text.splitlines():
             if "| tojson }}" in line:
                 assert "json.loads(r'{{ cookiecutter." in line, line

@@ -36,9 +36,16 @@ STAGES = {"hook", "cookiecutter", "cookiecutter-unnamed"}
 
 # Cases re-run through the command lines (argv-safe values only), to check the exit status and stderr
 # a user actually sees.
-CLI_CASES = ["name-jinja-expression", "name-path-traversal", "memory-\"64\"", "timeout-\"901\"",
-             "schedule-cron(0 * * * *)", "services-unknown-s4", "prewarm-not-subset",
-             "namespace-aws-reserved"]
+CLI_CASES = [
+    "name-jinja-expression",
+    "name-path-traversal",
+    'memory-"64"',
+    'timeout-"901"',
+    "schedule-cron(0 * * * *)",
+    "services-unknown-s4",
+    "prewarm-not-subset",
+    "namespace-aws-reserved",
+]
 
 
 def _by_id(case_id: str) -> dict:
@@ -60,7 +67,9 @@ def test_corpus_is_large_and_well_formed():
         assert case["answers"], case["id"]
     fields = {case["field"] for case in CORPUS}
     # every prompt of cookiecutter.json is attacked at least once
-    prompts = {key for key in json.loads((REPO_ROOT / "cookiecutter.json").read_text()) if not key.startswith("_")}
+    prompts = {
+        key for key in json.loads((REPO_ROOT / "cookiecutter.json").read_text()) if not key.startswith("_")
+    }
     assert prompts <= fields, sorted(prompts - fields)
 
 
@@ -73,8 +82,9 @@ def test_hostile_answer_is_rejected_and_nothing_is_written(case, tmp_path, capfd
     out.mkdir(parents=True)
     error: BaseException | None = None
     try:
-        created = cookiecutter(str(REPO_ROOT), no_input=True, extra_context=case["answers"],
-                               output_dir=str(out))
+        created = cookiecutter(
+            str(REPO_ROOT), no_input=True, extra_context=case["answers"], output_dir=str(out)
+        )
     except (CookiecutterException, ValueError, OSError) as caught:  # what a bake can raise
         error = caught
     else:
@@ -116,8 +126,20 @@ def test_cookiecutter_cli_exits_non_zero_with_one_line_naming_the_field(case_id,
     out = tmp_path / "out"
     out.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(REPO_ROOT), *_cli_args(case)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "-o",
+            str(out),
+            str(REPO_ROOT),
+            *_cli_args(case),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )
     assert result.returncode != 0
     hook_lines = [line for line in result.stderr.splitlines() if HOOK_LINE.match(line)]
@@ -134,7 +156,10 @@ def test_leanlambda_new_exits_non_zero_with_one_line_naming_the_field(case_id, t
     sets = [arg for pair in _cli_args(case) for arg in ("--set", pair)]
     result = subprocess.run(
         [sys.executable, "-m", "leanlambda", "new", str(out), "--no-input", *sets],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
     )
     assert result.returncode != 0
     hook_lines = [line for line in result.stderr.splitlines() if HOOK_LINE.match(line)]

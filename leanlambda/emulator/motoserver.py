@@ -33,8 +33,8 @@ def moto_server() -> Iterator[dict[str, str]]:
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        request = urllib.request.Request(endpoint + RESET_PATH, method="POST")  # noqa: S310 - loopback
-        with urllib.request.urlopen(request, timeout=RESET_TIMEOUT_S):  # noqa: S310
+        request = urllib.request.Request(endpoint + RESET_PATH, method="POST")  # noqa: S310  # nosec B310
+        with urllib.request.urlopen(request, timeout=RESET_TIMEOUT_S):  # noqa: S310  # nosec B310 - loopback
             pass
         yield {"AWS_ENDPOINT_URL": endpoint, **FAKE_CREDENTIALS}
     finally:

@@ -9,7 +9,6 @@ import pytest
 import responses
 
 from {{ cookiecutter.__module_name }} import upbit
-from {{ cookiecutter.__module_name }}.upbit import MAX_ATTEMPTS, UpbitClient, UpbitError
 
 RECORDED = Path(__file__).parent / "recorded"
 MARKETS_URL = upbit.API_URL + "/market/all"
@@ -51,7 +50,7 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def client(clock):
-    return UpbitClient(sleep=clock.sleep)
+    return upbit.UpbitClient(sleep=clock.sleep)
 
 
 @responses.activate
@@ -90,16 +89,16 @@ def test_malformed_json_is_retried(client):
 @responses.activate
 def test_retries_are_bounded_and_end_in_a_clear_error(client, clock):
     responses.get(MARKETS_URL, status=502)
-    with pytest.raises(UpbitError, match=f"HTTP 502 after {MAX_ATTEMPTS} attempts"):
+    with pytest.raises(upbit.UpbitError, match=f"HTTP 502 after {upbit.MAX_ATTEMPTS} attempts"):
         client.markets()
-    assert len(responses.calls) == MAX_ATTEMPTS
+    assert len(responses.calls) == upbit.MAX_ATTEMPTS
     assert all(delay <= upbit.BACKOFF_MAX_S for delay in clock.slept)
 
 
 @responses.activate
 def test_a_client_error_is_not_retried(client):
     responses.get(MARKETS_URL, status=404, json={"error": {"name": "not_found"}})
-    with pytest.raises(UpbitError, match="HTTP 404"):
+    with pytest.raises(upbit.UpbitError, match="HTTP 404"):
         client.markets()
     assert len(responses.calls) == 1
 
@@ -136,6 +135,6 @@ def test_candles_are_retried_when_pyupbit_gets_nothing(client, clock):
 @responses.activate
 def test_candles_give_up_after_bounded_attempts(client):
     responses.get(DAY_CANDLES_URL, status=500)
-    with pytest.raises(UpbitError, match="no candles"):
+    with pytest.raises(upbit.UpbitError, match="no candles"):
         client.ohlcv("KRW-BTC", count=3)
-    assert len(responses.calls) == MAX_ATTEMPTS
+    assert len(responses.calls) == upbit.MAX_ATTEMPTS

@@ -44,9 +44,9 @@ def aws_environment(monkeypatch):
     monkeypatch.setenv("AWS_REGION", REGION)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def aws():
-    """moto's in-process AWS, behind the real boto3 clients."""
+    """moto's in-process AWS, behind the real boto3 clients: no test reaches a real account."""
     from moto import mock_aws
 
     with mock_aws():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ APP_COMMAND = "cd /home/ec2-user/makenaide && python3 makenaide.py"
 
 class SimClock:
     def __init__(self) -> None:
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.now = datetime.now(UTC).replace(microsecond=0)
         self.start = self.now
 
     def at(self, minutes: float) -> datetime:
@@ -84,8 +84,8 @@ class Makenaide:
         return rds, instance["Reservations"][0]["Instances"][0]["State"]["Name"]
 
     def tags(self) -> dict[str, str]:
-        instance = self.ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"][0]["Instances"][0]
-        return {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+        reservations = self.ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"]
+        return {tag["Key"]: tag["Value"] for tag in reservations[0]["Instances"][0].get("Tags", [])}
 
     def commands(self) -> list[dict]:
         return self.ssm.list_commands(InstanceId=self.instance_id)["Commands"]
@@ -169,7 +169,9 @@ VALID_ENV = {
     ],
 )
 def test_configuration_is_validated_with_a_clear_error(name, value, message):
-    environ = {**VALID_ENV, name: value} if value is not None else {k: v for k, v in VALID_ENV.items() if k != name}
+    environ = {k: v for k, v in VALID_ENV.items() if k != name}
+    if value is not None:
+        environ[name] = value
     with pytest.raises(steps.InvalidEvent, match=message) as raised:
         steps.load_config(environ)
     assert "my-password" not in str(raised.value)  # a misplaced secret is not echoed
@@ -177,7 +179,8 @@ def test_configuration_is_validated_with_a_clear_error(name, value, message):
 
 def test_a_valid_configuration_is_read():
     config = steps.load_config(VALID_ENV)
-    assert (config.instance_id, config.db_identifier, config.max_run_minutes) == (VALID_ENV["INSTANCE_ID"], DB_ID, 180)
+    assert (config.instance_id, config.db_identifier) == (VALID_ENV["INSTANCE_ID"], DB_ID)
+    assert config.max_run_minutes == 180
     assert (config.ec2_price, config.rds_price, config.run_interval_minutes) == (0.0832, 0.0, 240)
 
 
@@ -213,11 +216,11 @@ def test_the_sample_events_parse(path):
 
 # --- the decision table (pure) ------------------------------------------------------------------
 
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 CONFIG = steps.Config(
     instance_id="i-0123456789abcdef0", db_identifier=DB_ID, ec2_price=EC2_PRICE, rds_price=RDS_PRICE,
     max_run_minutes=MAX_RUN, run_interval_minutes=240, app_command=APP_COMMAND,
-    db_secret_arn="arn:aws:secretsmanager:ap-northeast-2:123456789012:secret:makenaide/db-AbCdEf",
+    db_secret_arn=VALID_ENV["DB_SECRET_ARN"],
 )
 
 
@@ -306,7 +309,7 @@ def test_one_run_event_by_event(account, clock, emf_lines):
 
 
 def test_a_whole_day_of_events_out_of_order_and_duplicated(account, clock, emf_lines):
-    rng = random.Random(20250101)
+    rng = random.Random(20250101)  # noqa: S311 - a reproducible shuffle, not cryptography
     stale: list[dict] = []
     savings: list[float] = []
     for cycle in range(6):  # the six 4-hourly ticks of a day
@@ -515,7 +518,8 @@ def test_little_time_left_claims_no_launch_it_cannot_send(account, clock):
 
 
 def test_the_worst_case_fits_the_timeout():
-    budgets = steps.OBSERVE_BUDGET_MS + steps.RECORD_BUDGET_MS + steps.CLAIM_BUDGET_MS + steps.REPORT_BUDGET_MS
+    budgets = steps.OBSERVE_BUDGET_MS + steps.RECORD_BUDGET_MS + steps.CLAIM_BUDGET_MS
+    budgets += steps.REPORT_BUDGET_MS
     assert budgets / 1000 <= steps.WORST_CASE_SECONDS <= 60 - 2
     assert steps.SEND_BUDGET_MS <= steps.CLAIM_BUDGET_MS - 1_000
     assert steps.SEND_RETRY_S * 1000 < steps.SEND_BUDGET_MS

@@ -49,9 +49,9 @@ def aws_environment(monkeypatch):
     monkeypatch.setenv("AWS_REGION", REGION)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def aws():
-    """moto's in-process AWS, behind the real boto3 clients."""
+    """moto's in-process AWS, behind the real boto3 clients: no test reaches a real account."""
     from moto import mock_aws
 
     with mock_aws():
@@ -113,6 +113,7 @@ def db_secret(aws, database_url, monkeypatch):
         "dbname": parts.path.lstrip("/") or "postgres",
     }
     client = boto3.client("secretsmanager", region_name=REGION)
-    arn = client.create_secret(Name="makenaide-scanner/db", SecretString=json.dumps(secret))["ARN"]
+    name = "makenaide-scanner/db"
+    arn = client.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
     monkeypatch.setenv("DB_SECRET_ARN", arn)
     return secret

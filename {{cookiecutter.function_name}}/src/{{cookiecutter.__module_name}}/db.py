@@ -19,6 +19,8 @@ SECRET_ARN_ENV = "DB_SECRET_ARN"  # noqa: S105 - the name of a variable, not a s
 """Names the Secrets Manager secret: JSON with username, password, host, port, dbname."""
 HOST_ENV, PORT_ENV, NAME_ENV = "DB_HOST", "DB_PORT", "DB_NAME"
 """Override the secret's endpoint (an RDS-managed secret holds only the credentials)."""
+APPLICATION_NAME = "{{ cookiecutter.function_name }}"
+"""How the function's sessions show in pg_stat_activity."""
 DEFAULT_PORT = 5432
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 30_000
@@ -133,7 +135,7 @@ class Database:
             password=settings["password"],
             connect_timeout=CONNECT_TIMEOUT_S,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            application_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "{{ cookiecutter.function_name }}"),
+            application_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", APPLICATION_NAME),
         )
 
     def _settings(self) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Lambda entry point: {{ cookiecutter.description }}
+"""Lambda entry point of {{ cookiecutter.function_name }}.
+
+{{ cookiecutter.description | wordwrap(100) }}
 
 Module level imports only the standard library, so the init phase stays in
 milliseconds; the orchestrator is built on first use and kept for warm invocations.
@@ -22,7 +24,10 @@ logger = logging.getLogger()
 logger.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO")
 
 FUNCTION_NAME = "{{ cookiecutter.function_name }}"
-METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", "{{ cookiecutter.metrics_namespace }}")
+DEFAULT_METRICS_NAMESPACE = (
+    "{{ cookiecutter.metrics_namespace }}"
+)
+METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
 {%- set prewarm = cookiecutter.__prewarm.split(",") | select | list %}
 PREWARM_SERVICES: tuple[str, ...] = ({{ prewarm | map("tojson") | join(", ") }}{% if prewarm | length == 1 %},{% endif %})
 """Clients every invocation needs, created during init where the CPU is not throttled."""

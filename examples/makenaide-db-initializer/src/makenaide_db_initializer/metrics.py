@@ -14,7 +14,6 @@ import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any, Protocol, TextIO
 
     class MetricsBackend(Protocol):
@@ -27,18 +26,11 @@ EMF_MAX_VALUES_PER_METRIC = 100
 PUT_METRIC_DATA_MAX_METRICS = 1_000
 PUT_METRIC_DATA_MAX_BYTES = 1_000_000
 MAX_DIMENSIONS = 30
-PUT_METRIC_DATA_ATTEMPTS = 3
-"""Attempts per batch on top of botocore's own retries, for sustained throttling."""
-RETRY_BASE_DELAY_S = 0.2
-
+_SIZES = [prefix + unit for unit in ("Bytes", "Bits") for prefix in ("", "Kilo", "Mega", "Giga", "Tera")]
 VALID_UNITS = frozenset(
-    {
-        "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
-        "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
-        "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
-        "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
-        "Count/Second", "None",
-    }
+    ["Seconds", "Microseconds", "Milliseconds", "Percent", "Count", "Count/Second", "None"]
+    + _SIZES
+    + [size + "/Second" for size in _SIZES]
 )
 
 _cold_start = True
@@ -74,32 +66,6 @@ class EmfBackend:
         for blob in emf_blobs(namespace, metrics):
             stream.write(json.dumps(blob, separators=(",", ":")) + "\n")
         stream.flush()
-
-
-class PutMetricDataBackend:
-    """Sends batches of at most 1000 metrics and 1 MB per PutMetricData call."""
-
-    def __init__(self, client: Callable[[], Any], fallback: MetricsBackend | None = None) -> None:
-        self._client = client
-        self._fallback = fallback or EmfBackend()
-
-    def send(self, namespace: str, metrics: list[Metric]) -> None:
-        for batch in put_metric_data_batches(metrics):
-            self._send_batch(namespace, batch)
-
-    def _send_batch(self, namespace: str, batch: list[Metric]) -> None:
-        metric_data = [_datum(metric) for metric in batch]
-        for attempt in range(1, PUT_METRIC_DATA_ATTEMPTS + 1):
-            try:
-                self._client().put_metric_data(Namespace=namespace, MetricData=metric_data)
-                return
-            except Exception as error:
-                if attempt == PUT_METRIC_DATA_ATTEMPTS or not _is_throttling(error):
-                    # Metrics are not lost: EMF lines reach CloudWatch through the logs.
-                    logger.warning("PutMetricData failed, writing EMF instead: %s", type(error).__name__)
-                    self._fallback.send(namespace, batch)
-                    return
-                time.sleep(RETRY_BASE_DELAY_S * 2 ** (attempt - 1))
 
 
 class MetricsCollector:
@@ -180,36 +146,3 @@ def emf_blobs(namespace: str, metrics: list[Metric]) -> list[dict[str, Any]]:
                 blob[name] = values[0].value if len(values) == 1 else [metric.value for metric in values]
             blobs.append(blob)
     return blobs
-
-
-def put_metric_data_batches(metrics: list[Metric]) -> list[list[Metric]]:
-    """Split into batches within PutMetricData's count and payload limits."""
-    batches: list[list[Metric]] = []
-    batch: list[Metric] = []
-    size = 0
-    for metric in metrics:
-        metric_size = len(json.dumps(_datum(metric), default=str))
-        full = len(batch) == PUT_METRIC_DATA_MAX_METRICS or size + metric_size > PUT_METRIC_DATA_MAX_BYTES
-        if batch and full:
-            batches.append(batch)
-            batch, size = [], 0
-        batch.append(metric)
-        size += metric_size
-    if batch:
-        batches.append(batch)
-    return batches
-
-
-def _datum(metric: Metric) -> dict[str, Any]:
-    return {
-        "MetricName": metric.name,
-        "Dimensions": [{"Name": key, "Value": value} for key, value in metric.dimensions],
-        "Value": metric.value,
-        "Unit": metric.unit,
-        "Timestamp": metric.timestamp_ms / 1000,
-    }
-
-
-def _is_throttling(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code in {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}

@@ -1,1 +1,1 @@
-"""Runs the Makenaide trading app every 4 hours: RDS and EC2 up, app launched, both stopped after"""
+"""Runs the Makenaide trading app every 4 hours: RDS and EC2 up, app launched, both stopped"""

@@ -61,7 +61,7 @@ import os
 import re
 import shlex
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .pipeline import SkipStep, Step
 
@@ -105,13 +105,14 @@ ENV_RDS_PRICE = "RDS_HOURLY_PRICE_USD"
 ENV_MAX_RUN = "MAX_RUN_MINUTES"
 ENV_RUN_INTERVAL = "RUN_INTERVAL_MINUTES"
 ENV_APP_COMMAND = "APP_COMMAND"
-ENV_DB_SECRET_ARN = "DB_SECRET_ARN"
+ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - the name of a variable holding an ARN
 
 INSTANCE_ID_RE = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 DB_IDENTIFIER_RE = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)")
 SECRET_ARN_RE = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+")
 APP_COMMAND_MAX = 4_096
 
+TAG_PREFIX = "makenaide:"
 TAG_CYCLE = "makenaide:cycle-at"
 TAG_STARTED = "makenaide:started-at"
 TAG_LAUNCHED = "makenaide:launched-at"
@@ -136,7 +137,7 @@ class InvalidEvent(ValueError):
 
 def utcnow() -> datetime:
     """The orchestrator's clock (tests replace it to walk through a day)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- configuration and events -------------------------------------------------------------------
@@ -185,7 +186,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
     """The function's settings from its environment (set from the template's Parameters)."""
     instance_id = _required(environ, ENV_INSTANCE_ID)
     if not INSTANCE_ID_RE.fullmatch(instance_id):
-        raise InvalidEvent(f"{ENV_INSTANCE_ID}={instance_id!r} is not an EC2 instance id (i-0123456789abcdef0)")
+        raise InvalidEvent(
+            f"{ENV_INSTANCE_ID}={instance_id!r} is not an EC2 instance id (i-0123456789abcdef0)"
+        )
     db_identifier = _required(environ, ENV_DB_IDENTIFIER)
     if not DB_IDENTIFIER_RE.fullmatch(db_identifier):
         raise InvalidEvent(
@@ -275,11 +278,11 @@ def _parse_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 class Observed:
@@ -341,7 +344,8 @@ def decide(observed: Observed, now: datetime, config: Config) -> Decision:
         since = observed.running_since
         if since is not None and now - since > timedelta(minutes=config.max_run_minutes):
             minutes = int((now - since).total_seconds() // 60)
-            return Decision(STOP_INSTANCE, f"running {minutes} min, over MAX_RUN_MINUTES={config.max_run_minutes}")
+            reason = f"running {minutes} min, over MAX_RUN_MINUTES={config.max_run_minutes}"
+            return Decision(STOP_INSTANCE, reason)
         if observed.launched_this_boot():
             return Decision(NONE, "the app is running (launched for this boot)")
         if not wanted:
@@ -373,7 +377,7 @@ def observe(run: RunContext) -> dict[str, Any]:
     rds_status = db["DBInstances"][0]["DBInstanceStatus"]
     reservations = run.clients.get("ec2").describe_instances(InstanceIds=[config.instance_id])["Reservations"]
     instance = reservations[0]["Instances"][0]
-    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", []) if tag["Key"].startswith("makenaide:")}
+    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", []) if tag["Key"].startswith(TAG_PREFIX)}
     launch_time = instance.get("LaunchTime")
     if isinstance(launch_time, str):
         launch_time = _parse_time(launch_time)
@@ -581,7 +585,9 @@ def _guarded(step: Callable[[RunContext], Any], critical: bool) -> Callable[[Run
 
 
 def build_steps(request: Request) -> list[Step]:
-    def step(name: str, fn: Callable[[RunContext], Any], budget_ms: int, critical: bool = False, **kw: Any) -> Step:
+    def step(
+        name: str, fn: Callable[[RunContext], Any], budget_ms: int, critical: bool = False, **kw: Any
+    ) -> Step:
         return Step(name, _guarded(fn, critical), critical=critical, budget_ms=budget_ms, **kw)
 
     return [

@@ -1,4 +1,6 @@
-"""Lambda entry point: Keeps the Makenaide ticker list in step with Upbit's KRW markets
+"""Lambda entry point of makenaide-scanner.
+
+Keeps the Makenaide ticker list in step with Upbit's KRW markets
 
 Module level imports only the standard library, so the init phase stays in
 milliseconds; the orchestrator is built on first use and kept for warm invocations.
@@ -22,7 +24,10 @@ logger = logging.getLogger()
 logger.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO")
 
 FUNCTION_NAME = "makenaide-scanner"
-METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", "Makenaide/Scanner")
+DEFAULT_METRICS_NAMESPACE = (
+    "Makenaide/Scanner"
+)
+METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
 PREWARM_SERVICES: tuple[str, ...] = ()
 """Clients every invocation needs, created during init where the CPU is not throttled."""
 

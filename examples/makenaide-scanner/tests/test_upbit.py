@@ -1,0 +1,140 @@
+"""Upbit access through the real requests and pyupbit code, HTTP answered from recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+
+from makenaide_scanner import upbit
+
+RECORDED = Path(__file__).parent / "recorded"
+MARKETS_URL = upbit.API_URL + "/market/all"
+DAY_CANDLES_URL = upbit.API_URL + "/candles/days"
+
+
+def _recorded(name: str):
+    """The body of a recorded response."""
+    return json.loads((RECORDED / name).read_text(encoding="utf-8"))["body"]
+
+
+def _replay(url: str, name: str) -> None:
+    """Answer the next GET of ``url`` with a recorded response, headers included."""
+    recording = json.loads((RECORDED / name).read_text(encoding="utf-8"))
+    responses.get(url, status=recording["status"], headers=recording["headers"], json=recording["body"])
+
+
+class FakeClock:
+    """Stands in for time.monotonic and a Deadline's sleep: waits are recorded, not slept."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(upbit.time, "monotonic", fake.monotonic)
+    return fake
+
+
+@pytest.fixture
+def client(clock):
+    return upbit.UpbitClient(sleep=clock.sleep)
+
+
+@responses.activate
+def test_markets_are_read_from_upbit(client):
+    _replay(MARKETS_URL, "market_all.json")
+    markets = client.markets()
+    assert [market["market"] for market in markets][:2] == ["KRW-BTC", "KRW-ETH"]
+    assert responses.calls[0].request.params == {"isDetails": "false"}
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_throttled_or_failing_request_is_retried_with_backoff(client, clock, status):
+    responses.get(MARKETS_URL, status=status, json={"error": {"name": "too_many_requests"}})
+    _replay(MARKETS_URL, "market_all.json")
+    assert len(client.markets()) == len(_recorded("market_all.json"))
+    assert len(responses.calls) == 2
+    assert upbit.BACKOFF_BASE_S in clock.slept
+
+
+@responses.activate
+def test_retry_after_is_honoured(client, clock):
+    responses.get(MARKETS_URL, status=429, headers={"Retry-After": "2"})
+    responses.get(MARKETS_URL, json=[])
+    assert client.markets() == []
+    assert 2.0 in clock.slept
+
+
+@responses.activate
+def test_malformed_json_is_retried(client):
+    responses.get(MARKETS_URL, body="<html>bad gateway</html>", status=200)
+    _replay(MARKETS_URL, "market_all.json")
+    assert client.markets()[0]["market"] == "KRW-BTC"
+
+
+@responses.activate
+def test_retries_are_bounded_and_end_in_a_clear_error(client, clock):
+    responses.get(MARKETS_URL, status=502)
+    with pytest.raises(upbit.UpbitError, match=f"HTTP 502 after {upbit.MAX_ATTEMPTS} attempts"):
+        client.markets()
+    assert len(responses.calls) == upbit.MAX_ATTEMPTS
+    assert all(delay <= upbit.BACKOFF_MAX_S for delay in clock.slept)
+
+
+@responses.activate
+def test_a_client_error_is_not_retried(client):
+    responses.get(MARKETS_URL, status=404, json={"error": {"name": "not_found"}})
+    with pytest.raises(upbit.UpbitError, match="HTTP 404"):
+        client.markets()
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_requests_are_spaced_to_upbits_rate(client, clock):
+    responses.get(MARKETS_URL, json=[])
+    for _ in range(5):
+        client.markets()
+    period = 1 / upbit.MAX_REQUESTS_PER_SECOND
+    assert clock.slept == [pytest.approx(period)] * 4
+
+
+@responses.activate
+def test_candles_are_parsed_by_pyupbit(client):
+    _replay(DAY_CANDLES_URL, "candles_days_krw_btc.json")
+    frame = client.ohlcv("KRW-BTC", interval="day", count=3)
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume", "value"]
+    assert len(frame) == 3
+    assert frame.index.is_monotonic_increasing
+    newest = _recorded("candles_days_krw_btc.json")[0]
+    assert frame.iloc[-1]["close"] == newest["trade_price"]
+
+
+@responses.activate
+def test_candles_are_retried_when_pyupbit_gets_nothing(client, clock):
+    responses.get(DAY_CANDLES_URL, status=429, json={"error": {"name": "too_many_requests"}})
+    _replay(DAY_CANDLES_URL, "candles_days_krw_btc.json")
+    frame = client.ohlcv("KRW-BTC", interval="day", count=3)
+    assert len(frame) == 3
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_candles_give_up_after_bounded_attempts(client):
+    responses.get(DAY_CANDLES_URL, status=500)
+    with pytest.raises(upbit.UpbitError, match="no candles"):
+        client.ohlcv("KRW-BTC", count=3)
+    assert len(responses.calls) == upbit.MAX_ATTEMPTS
