@@ -22,7 +22,8 @@ RUNTIMES = ("python3.11", "python3.12", "python3.13")
 ARCHITECTURES = ("x86_64", "arm64")
 METRICS_BACKENDS = ("emf", "put_metric_data")
 MEMORY_MIN_MB, MEMORY_MAX_MB = 128, 10_240
-TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1, 900
+TIMEOUT_MIN_S, TIMEOUT_MAX_S = 3, 900
+"""The runtime keeps up to a fifth of the timeout to flush metrics and answer: below 3 s, no work fits."""
 DESCRIPTION_MAX = 256
 NAMESPACE_MAX = 255
 VALUE_REPR_MAX = 60

@@ -23,30 +23,65 @@ def strip_documentation(source: str) -> str:
     except SyntaxError:
         return source
     lines = source.splitlines(keepends=True)
-    for start, end in sorted(_bare_string_spans(tree), reverse=True):
-        lines = _replace_span(lines, start, end)
+    for first, last in _type_checking_blocks(tree):
+        lines[first - 1 : last] = ["\n"] * (last - first + 1)
+    blocks = _type_checking_blocks(tree)
+    spans = [span for span in _bare_string_spans(tree) if not _inside_any(span, blocks)]
+    for start, end, removable in sorted(spans, reverse=True):
+        lines = _replace_span(lines, start, end, removable)
     stripped = _strip_comments("".join(lines))
     compile(stripped, "<minified>", "exec")
     return stripped
 
 
-def _bare_string_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """(line, col) spans of statements that are only a string literal: docstrings and their kind."""
+def _type_checking_blocks(tree: ast.Module) -> list[tuple[int, int]]:
+    """Line ranges of module-level ``if TYPE_CHECKING:`` blocks: imports for type checkers only."""
+    return [
+        (node.lineno, node.end_lineno)
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and not node.orelse
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    ]
+
+
+def _inside_any(span: tuple, blocks: list[tuple[int, int]]) -> bool:
+    return any(first <= span[0][0] <= last for first, last in blocks)
+
+
+def _bare_string_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, int], bool]]:
+    """(start, end, removable) of statements that are only a string literal: docstrings and their kind.
+
+    A string is removable outright when other statements share its body; a lone one (a class
+    that is only a docstring) must stay as an empty string to keep the body valid.
+    """
     spans = []
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            spans.append(((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)))
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if not isinstance(body, list):
+                continue
+            for statement in body:
+                if (
+                    isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                ):
+                    start = (statement.lineno, statement.col_offset)
+                    end = (statement.end_lineno, statement.end_col_offset)
+                    spans.append((start, end, len(body) > 1))
     return spans
 
 
-def _replace_span(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> list[str]:
+def _replace_span(
+    lines: list[str], start: tuple[int, int], end: tuple[int, int], removable: bool
+) -> list[str]:
     (first, first_col), (last, last_col) = start, end
     head = lines[first - 1][:first_col]
     tail = lines[last - 1][last_col:]
+    if removable and not head.strip() and not tail.strip():
+        return lines[: first - 1] + ["\n"] * (last - first + 1) + lines[last:]
     empty = '""' if first == last else '"""' + "\n" * (last - first) + '"""'
     replaced = (head + empty + tail).splitlines(keepends=True)
     return lines[: first - 1] + replaced + lines[last:]

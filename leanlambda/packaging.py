@@ -70,5 +70,5 @@ def build_package(function: FunctionDir, out_path: Path | None = None) -> Packag
     out_path = Path(out_path) if out_path is not None else default_output(function)
     with tempfile.TemporaryDirectory(prefix="leanlambda-pkg-") as staging:
         stage = stage_source(function.src, Path(staging) / "src")
-        size, digest = write_deterministic_zip(stage, out_path)
+        size, digest = write_deterministic_zip(stage, out_path, include_dirs=False)
     return PackageResult(path=out_path, size=size, sha256=digest)

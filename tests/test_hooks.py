@@ -146,12 +146,12 @@ def test_memory_rejects(value):
     assert rejected(pre.validate_memory_size, value).field == "memory_size"
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("900", 900), (60, 60)])
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("900", 900), (60, 60)])
 def test_timeout_accepts(value, expected):
     assert pre.validate_timeout(value) == expected
 
 
-@pytest.mark.parametrize("value", ["0", "901", "-1", "1e3", "sixty", False])
+@pytest.mark.parametrize("value", ["0", "1", "2", "901", "-1", "1e3", "sixty", False])
 def test_timeout_rejects(value):
     assert rejected(pre.validate_timeout, value).field == "timeout"
 

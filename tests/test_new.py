@@ -59,6 +59,17 @@ def test_hook_rejection_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["a/b", "../escape", "x/y/z"])
+def test_a_name_with_a_path_leaves_no_folder_behind(name, tmp_path, capsys):
+    """Plain cookiecutter leaves `a/` behind for `a/b`; `leanlambda new` checks the name first."""
+    out = tmp_path / "fresh" / "out"
+    assert main(["new", str(out), "--no-input", "--set", f"function_name={name}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("ERROR: function_name: ")
+    assert err[-1].startswith("leanlambda new: the template rejected the answers")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_output_is_a_usage_error(tmp_path, capsys):
     assert main(["new", str(tmp_path), "--no-input"]) == 0
     capsys.readouterr()

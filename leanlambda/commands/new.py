@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,29 +76,84 @@ def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+REJECTED = "the template rejected the answers (see the message above); nothing written"
+SINGLE_FIELD_VALIDATORS = (
+    "function_name", "description", "runtime", "architecture", "metrics_backend", "memory_size",
+    "timeout", "region", "schedule_expression", "metrics_namespace", "layer_name",
+)
+"""Answers the template's own pre-generation hook can judge one by one, before anything is written."""
+
+
+def check_answers(source: Path, values: dict[str, Any]) -> None:
+    """Run the template's validators on --set answers first.
+
+    Cookiecutter creates the output folder (and a name's parent folders, for an answer like
+    ``a/b``) before its hook runs, and removes only the last: checking here leaves nothing behind.
+    """
+    hook_file = source / "hooks" / "pre_gen_project.py"
+    spec = importlib.util.spec_from_file_location("leanlambda_pre_gen", hook_file)
+    if spec is None or spec.loader is None:
+        return
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    for field in SINGLE_FIELD_VALIDATORS:
+        name = "validate_schedule" if field == "schedule_expression" else f"validate_{field}"
+        validator = getattr(hook, name, None)
+        if field in values and validator is not None:
+            try:
+                validator(values[field])
+            except hook.InvalidAnswer as error:
+                sys.stderr.write(error.line() + "\n")  # the hook's own words, as a bake would print them
+                raise UsageError(REJECTED) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
     from cookiecutter.main import cookiecutter
 
     source = template_dir()
     context = template_context(source)
     values = parse_values(args.values, context)
+    check_answers(source, values)
     output_dir: Path = args.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"not a folder: {output_dir}")
+    first_made = _first_missing(output_dir.resolve())
     output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _generate(cookiecutter, source, args.no_input, values, output_dir)
+    except UsageError:
+        if first_made is not None and not any(path.is_file() for path in first_made.rglob("*")):
+            shutil.rmtree(first_made, ignore_errors=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet: what a failed run must remove."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def _generate(
+    cookiecutter: Any, source: Path, no_input: bool, values: dict[str, Any], output_dir: Path
+) -> int:
+    import logging
+
+    # Cookiecutter logs a traceback for a rejected answer; the hook has already said why.
+    logging.getLogger("cookiecutter").setLevel(logging.CRITICAL)
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
+
     try:
         created = cookiecutter(
             str(source),
-            no_input=args.no_input,
+            no_input=no_input,
             extra_context=values,
             output_dir=str(output_dir),
             accept_hooks=True,
         )
     except FailedHookException:
-        raise UsageError(
-            "the template rejected the answers (see the hook's message above); nothing written"
-        ) from None
+        raise UsageError(REJECTED) from None
     except OutputDirExistsException as error:
         raise UsageError(f"already exists: {str(error).splitlines()[0]}") from None
     except CookiecutterException as error:

@@ -59,7 +59,7 @@ def _modules_after_import() -> set[str]:
 
 def test_importing_the_handler_imports_no_heavy_module_unless_prewarming():
     loaded = _modules_after_import()
-    if handler.PREWARM_SERVICES:
+    if getattr(handler, "PREWARM_SERVICES", ()):
         assert "boto3" in loaded, "prewarmed clients are created during init"
         assert {"psycopg2", "pyupbit", "pandas", "requests"}.isdisjoint(loaded)
     else:
@@ -132,6 +132,19 @@ def test_emf_puts_at_most_100_metrics_in_a_line(count, emf_lines):
         names += [metric["Name"] for metric in directive["Metrics"]]
         assert all(blob[metric["Name"]] == float(metric["Name"][6:]) for metric in directive["Metrics"])
     assert sorted(names) == sorted(f"Metric{index}" for index in range(count))
+
+
+def test_emf_spreads_more_than_100_values_of_one_metric_over_documents(emf_lines):
+    collector = MetricsCollector("Test", EmfBackend())
+    for index in range(250):
+        collector.add("Latency", index, "Milliseconds")
+    collector.add("Orders", 1)
+    collector.flush()
+    blobs = emf_lines()
+    values = [blob["Latency"] for blob in blobs]
+    assert [len(chunk) for chunk in values] == [100, 100, 50]
+    assert [value for chunk in values for value in chunk] == [float(index) for index in range(250)]
+    assert sum(1 for blob in blobs if "Orders" in blob) == 1
 
 
 def test_emf_separates_dimension_sets(emf_lines):

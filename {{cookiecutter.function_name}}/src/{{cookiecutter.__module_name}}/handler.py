@@ -28,9 +28,13 @@ DEFAULT_METRICS_NAMESPACE = (
     "{{ cookiecutter.metrics_namespace }}"
 )
 METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+MAX_ERROR_CHARS = 300
+"""An error result quotes at most this much of the reason: events can be megabytes."""
 {%- set prewarm = cookiecutter.__prewarm.split(",") | select | list %}
+{%- if prewarm %}
 PREWARM_SERVICES: tuple[str, ...] = ({{ prewarm | map("tojson") | join(", ") }}{% if prewarm | length == 1 %},{% endif %})
 """Clients every invocation needs, created during init where the CPU is not throttled."""
+{%- endif %}
 
 
 class OptimizedOrchestrator:
@@ -50,8 +54,9 @@ class OptimizedOrchestrator:
                 request = parse_event(event)
             except InvalidEvent as error:
                 metrics.add("InvalidEvent", 1)
-                logger.warning("invalid event: %s", error)
-                return {"ok": False, "error": f"invalid event: {error}"}
+                message = f"invalid event: {str(error)[:MAX_ERROR_CHARS]}"
+                logger.warning(message)
+                return {"ok": False, "error": message}
             run = RunContext(request, self.clients, metrics, Deadline.from_context(context))
             outcome = self.executor.run(build_steps(request), run)
             failed = sum(1 for step in outcome.steps if step.status == "failed")
@@ -90,6 +95,8 @@ def reset() -> None:
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     return get_orchestrator().handle(event, context)
 
+{%- if prewarm %}
 
-if PREWARM_SERVICES:
-    get_orchestrator().clients.prewarm(*PREWARM_SERVICES)
+
+get_orchestrator().clients.prewarm(*PREWARM_SERVICES)
+{%- endif %}

@@ -23,8 +23,9 @@ MAX_ITEMS = 10_000
 {%- if use_s3 %}
 SUMMARY_KEY = "summaries/latest.json"
 {%- endif %}
-WORST_CASE_SECONDS = 15
-"""The longest a run can take: the template's Timeout must cover it."""
+WORST_CASE_SECONDS = 3
+"""The longest a run can take (the steps' budgets and the runtime's safety margin): the
+template's Timeout must cover it."""
 
 
 class InvalidEvent(ValueError):
@@ -70,8 +71,8 @@ def store_summary(run: RunContext) -> dict[str, str]:
 
 def build_steps(request: Request) -> list[Step]:
     return [
-        Step("summarise", summarise),
+        Step("summarise", summarise, budget_ms=100),
 {%- if use_s3 %}
-        Step("store_summary", store_summary, critical=False, budget_ms=5_000),
+        Step("store_summary", store_summary, critical=False, budget_ms=1_000),
 {%- endif %}
     ]

@@ -28,8 +28,8 @@ DEFAULT_METRICS_NAMESPACE = (
     "Makenaide/DbInitializer"
 )
 METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
-PREWARM_SERVICES: tuple[str, ...] = ()
-"""Clients every invocation needs, created during init where the CPU is not throttled."""
+MAX_ERROR_CHARS = 300
+"""An error result quotes at most this much of the reason: events can be megabytes."""
 
 
 class OptimizedOrchestrator:
@@ -49,8 +49,9 @@ class OptimizedOrchestrator:
                 request = parse_event(event)
             except InvalidEvent as error:
                 metrics.add("InvalidEvent", 1)
-                logger.warning("invalid event: %s", error)
-                return {"ok": False, "error": f"invalid event: {error}"}
+                message = f"invalid event: {str(error)[:MAX_ERROR_CHARS]}"
+                logger.warning(message)
+                return {"ok": False, "error": message}
             run = RunContext(request, self.clients, metrics, Deadline.from_context(context))
             outcome = self.executor.run(build_steps(request), run)
             failed = sum(1 for step in outcome.steps if step.status == "failed")
@@ -84,7 +85,3 @@ def reset() -> None:
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     return get_orchestrator().handle(event, context)
-
-
-if PREWARM_SERVICES:
-    get_orchestrator().clients.prewarm(*PREWARM_SERVICES)

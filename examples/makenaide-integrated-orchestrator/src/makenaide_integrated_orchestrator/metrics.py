@@ -117,32 +117,43 @@ class MetricsCollector:
 
 
 def emf_blobs(namespace: str, metrics: list[Metric]) -> list[dict[str, Any]]:
-    """EMF documents for ``metrics``: grouped by dimension set, 100 metrics each."""
+    """EMF documents for ``metrics``: one dimension set each, at most 100 metrics of 100 values.
+
+    A name appears once per document, so a metric with more than 100 values continues in the
+    next document rather than overwriting its own key.
+    """
     by_dimensions: dict[tuple[tuple[str, str], ...], dict[str, list[Metric]]] = {}
     for metric in metrics:
         by_dimensions.setdefault(metric.dimensions, {}).setdefault(metric.name, []).append(metric)
     blobs = []
     for dimensions, by_name in by_dimensions.items():
-        entries = []
-        for name, same_name in by_name.items():
-            for start in range(0, len(same_name), EMF_MAX_VALUES_PER_METRIC):
-                entries.append((name, same_name[start : start + EMF_MAX_VALUES_PER_METRIC]))
-        for start in range(0, len(entries), EMF_MAX_METRICS_PER_BLOB):
-            chunk = entries[start : start + EMF_MAX_METRICS_PER_BLOB]
-            blob: dict[str, Any] = {
-                "_aws": {
-                    "Timestamp": min(values[0].timestamp_ms for _, values in chunk),
-                    "CloudWatchMetrics": [
-                        {
-                            "Namespace": namespace,
-                            "Dimensions": [[key for key, _ in dimensions]],
-                            "Metrics": [{"Name": name, "Unit": values[0].unit} for name, values in chunk],
-                        }
-                    ],
-                },
-                **dict(dimensions),
-            }
-            for name, values in chunk:
-                blob[name] = values[0].value if len(values) == 1 else [metric.value for metric in values]
-            blobs.append(blob)
+        rounds: list[list[list[Metric]]] = []
+        for same_name in by_name.values():
+            for index, start in enumerate(range(0, len(same_name), EMF_MAX_VALUES_PER_METRIC)):
+                if index == len(rounds):
+                    rounds.append([])
+                rounds[index].append(same_name[start : start + EMF_MAX_VALUES_PER_METRIC])
+        for entries in rounds:
+            for start in range(0, len(entries), EMF_MAX_METRICS_PER_BLOB):
+                chunk = entries[start : start + EMF_MAX_METRICS_PER_BLOB]
+                blobs.append(_emf_blob(namespace, dimensions, chunk))
     return blobs
+
+
+def _emf_blob(namespace: str, dimensions: tuple[tuple[str, str], ...], entries: list[list[Metric]]) -> dict:
+    blob: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": min(values[0].timestamp_ms for values in entries),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [[key for key, _ in dimensions]],
+                    "Metrics": [{"Name": values[0].name, "Unit": values[0].unit} for values in entries],
+                }
+            ],
+        },
+        **dict(dimensions),
+    }
+    for values in entries:
+        blob[values[0].name] = values[0].value if len(values) == 1 else [metric.value for metric in values]
+    return blob

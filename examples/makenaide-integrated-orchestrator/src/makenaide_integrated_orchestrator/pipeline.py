@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SAFETY_MARGIN_MS = 2_000
-"""Time kept back from the deadline for flushing metrics and returning a result."""
+SAFETY_MARGIN_MS = 2000
+"""Time kept back from the deadline for flushing metrics and returning a result (a fifth of
+the timeout, at most 2 s)."""
 
 DEFAULT_STEP_BUDGET_MS = 1_000
 """A step's expected worst case when it declares none."""
@@ -98,9 +99,6 @@ class Step:
         self.budget_ms = budget_ms
         self.compensate = compensate
 
-    def __repr__(self) -> str:
-        return f"Step({self.name!r}, critical={self.critical}, budget_ms={self.budget_ms})"
-
 
 class StepResult:
     __slots__ = ("duration_ms", "error", "name", "result", "status")
@@ -115,16 +113,9 @@ class StepResult:
         self.result = result
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "status": self.status,
-            "duration_ms": round(self.duration_ms, 2),
-        }
-        if self.error is not None:
-            data["error"] = self.error
-        if self.result is not None:
-            data["result"] = self.result
-        return data
+        data = {"name": self.name, "status": self.status, "duration_ms": round(self.duration_ms, 2)}
+        extras = {"error": self.error, "result": self.result}
+        return data | {key: value for key, value in extras.items() if value is not None}
 
 
 class RunContext:

@@ -1,0 +1,70 @@
+"""What `leanlambda package` ships: the same code, without docstrings and comments, same lines."""
+
+from __future__ import annotations
+
+import textwrap
+
+from leanlambda.minify import strip_documentation
+
+SOURCE = textwrap.dedent(
+    '''\
+    # -*- coding: utf-8 -*-
+    """Module docstring,
+    over two lines."""
+
+    from __future__ import annotations
+
+    TYPE_CHECKING = False
+    if TYPE_CHECKING:
+        from typing import Any
+
+    LIMIT = 3  # a remark
+    """An attribute docstring."""
+
+
+    class Signal(Exception):
+        """A class that is only its docstring."""
+
+
+    def double(value: Any) -> int:
+        """Why it doubles."""
+        text = "# not a comment"  # but this is
+        return value * 2 if text else 0
+
+
+    def fail():
+        raise ValueError("line 26")
+    '''
+)
+
+
+def test_docstrings_and_comments_are_gone_and_lines_kept():
+    stripped = strip_documentation(SOURCE)
+    assert len(stripped.splitlines()) == len(SOURCE.splitlines())
+    for gone in ("Module docstring", "attribute docstring", "Why it doubles", "a remark", "but this is"):
+        assert gone not in stripped
+    assert "from typing import Any" not in stripped
+    assert stripped.startswith("# -*- coding: utf-8 -*-")
+    assert '"# not a comment"' in stripped
+
+
+def test_the_stripped_code_behaves_the_same():
+    original, stripped = {}, {}
+    exec(compile(SOURCE, "original.py", "exec"), original)
+    exec(compile(strip_documentation(SOURCE), "stripped.py", "exec"), stripped)
+    assert stripped["double"](21) == original["double"](21) == 42
+    assert issubclass(stripped["Signal"], Exception)
+    assert stripped["LIMIT"] == 3
+
+
+def test_a_traceback_names_the_same_line():
+    namespace = {}
+    exec(compile(strip_documentation(SOURCE), "stripped.py", "exec"), namespace)
+    try:
+        namespace["fail"]()
+    except ValueError as error:
+        assert error.__traceback__.tb_next.tb_lineno == 26
+
+
+def test_invalid_python_is_returned_unchanged():
+    assert strip_documentation("def broken(:\n") == "def broken(:\n"
