@@ -22,16 +22,16 @@ SKIPPED_SUFFIXES = (".pyc",)
 HASH_CHUNK = 1 << 20
 
 
-def _entries(src_dir: Path) -> list[tuple[str, Path | None]]:
+def _entries(src_dir: Path, keep_bytecode: bool = False) -> list[tuple[str, Path | None]]:
     """All (arcname, path) pairs under src_dir, directories with a trailing slash and path None."""
     entries: list[tuple[str, Path | None]] = []
     for root, dirs, files in os.walk(src_dir, followlinks=False):
-        dirs[:] = [name for name in dirs if name not in SKIPPED_DIRS]
+        dirs[:] = [name for name in dirs if keep_bytecode or name not in SKIPPED_DIRS]
         rel_root = Path(root).relative_to(src_dir)
         for name in dirs:
             entries.append(((rel_root / name).as_posix() + "/", None))
         for name in files:
-            if name.endswith(SKIPPED_SUFFIXES):
+            if name.endswith(SKIPPED_SUFFIXES) and not keep_bytecode:
                 continue
             entries.append(((rel_root / name).as_posix(), Path(root) / name))
     return sorted(entries)
@@ -55,13 +55,18 @@ def sha256_of(path: Path) -> str:
 
 
 def write_deterministic_zip(
-    src_dir: Path, out_path: Path, arcname_prefix: str = "", include_dirs: bool = True
+    src_dir: Path,
+    out_path: Path,
+    arcname_prefix: str = "",
+    include_dirs: bool = True,
+    keep_bytecode: bool = False,
 ) -> tuple[int, str]:
     """Zip everything under src_dir (minus bytecode) into out_path; return (size in bytes, sha256 hex).
 
     Entries are sorted, dated 1980-01-01, 0o644 files / 0o755 dirs, deflate level 9. arcname_prefix
     (e.g. "python/") is put in front of every name. Without include_dirs, directories are implied by
     the files' paths (unzip and Lambda create them), which saves ~90 bytes each in a few-KB package.
+    Bytecode is left out unless keep_bytecode (a package built with --bytecode for its runtime).
     The archive is written beside out_path and renamed into place, so a failure never leaves a
     half-written zip under the final name.
     """
@@ -77,7 +82,7 @@ def write_deterministic_zip(
                 parts = prefix.split("/")
                 for depth in range(1, len(parts) + 1):
                     archive.writestr(_info("/".join(parts[:depth]) + "/", DIR_MODE, True), b"")
-            for arcname, path in _entries(src_dir):
+            for arcname, path in _entries(src_dir, keep_bytecode):
                 name = f"{prefix}/{arcname}" if prefix else arcname
                 if path is None:
                     if include_dirs:

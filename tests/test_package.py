@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_same_source_same_bytes_and_a_change_changes_them(function_copy, tmp_pat
     assert (size2, digest2) == (size, digest)
     assert first.read_bytes() == second.read_bytes()
     steps = module_dir / "steps.py"
-    steps.write_text(steps.read_text() + "\n# changed\n")
+    steps.write_text(steps.read_text() + "\nCHANGED = True\n")
     code, _, _, digest3 = package(capsys, function_dir, "--out", str(tmp_path / "c"))
     assert digest3 != digest
 
@@ -53,6 +54,51 @@ def test_zip_holds_src_contents_at_its_root(default_bake, tmp_path, capsys):
     assert names == sorted(names)
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {info.external_attr >> 16 & 0o777 for info in infos if not info.is_dir()} == {0o644}
+
+
+def test_documentation_does_not_ship_but_every_line_does(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    handler = function_dir / "src" / module_name(function_dir) / "handler.py"
+    source = handler.read_text()
+    _code, path, _, digest = package(capsys, function_dir, "--out", str(tmp_path / "a"))
+    with zipfile.ZipFile(path) as archive:
+        shipped = archive.read(f"{module_name(function_dir)}/handler.py").decode()
+    assert "Module level imports only the standard library" in source
+    assert "Module level imports only the standard library" not in shipped
+    assert len(shipped.splitlines()) == len(source.splitlines())
+    handler.write_text(source.replace('"""Turns an event into', '"""Makes an event into'))
+    assert package(capsys, function_dir, "--out", str(tmp_path / "b"))[3] == digest
+
+
+def test_bytecode_for_the_runtime_is_shipped_on_request_and_used(tmp_path, capsys):
+    from cookiecutter.main import cookiecutter
+
+    from tests.conftest import REPO_ROOT
+
+    function_dir = Path(
+        cookiecutter(
+            str(REPO_ROOT), no_input=True, output_dir=str(tmp_path), extra_context={"runtime": "python3.11"}
+        )
+    )
+    _code, first, _, digest = package(
+        capsys, function_dir, "--out", str(tmp_path / "a"), "--bytecode", "--max-kb", "64"
+    )
+    _code, _, _, again = package(
+        capsys, function_dir, "--out", str(tmp_path / "b"), "--bytecode", "--max-kb", "64"
+    )
+    assert again == digest
+    module = module_name(function_dir)
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "task")
+    assert f"{module}/__pycache__/handler.cpython-311.pyc" in names
+    # The bytecode is unchecked: Lambda uses it even though the source's timestamps are 1980's.
+    (tmp_path / "task" / module / "steps.py").write_text("this is not Python\n")
+    probe = f"import sys; sys.path.insert(0, sys.argv[1]); import {module}.handler"
+    result = subprocess.run(
+        ["python3.11", "-I", "-B", "-c", probe, str(tmp_path / "task")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_default_output_is_the_build_folder(function_copy, capsys):
