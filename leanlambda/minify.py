@@ -34,6 +34,27 @@ def strip_documentation(source: str) -> str:
     return stripped
 
 
+def empty_docstrings(source: str) -> str:
+    """``source`` with every docstring emptied to ``""`` (still a str), lines kept; comments stay.
+
+    For third-party code in a layer: ``__doc__`` stays a string, so code that formats or appends to
+    docstrings at import (pandas' decorators) keeps working. Invalid Python is returned as is.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    lines = source.splitlines(keepends=True)
+    for start, end, _removable in sorted(_bare_string_spans(tree), reverse=True):
+        lines = _replace_span(lines, start, end, removable=False)
+    emptied = "".join(lines)
+    try:
+        compile(emptied, "<emptied>", "exec")
+    except SyntaxError:
+        return source
+    return emptied
+
+
 def _type_checking_blocks(tree: ast.Module) -> list[tuple[int, int]]:
     """Line ranges of module-level ``if TYPE_CHECKING:`` blocks: imports for type checkers only."""
     return [

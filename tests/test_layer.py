@@ -8,6 +8,7 @@ botocore, so the runtime-provided exclusion has something to leave out).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -22,7 +23,7 @@ from leanlambda.errors import CheckFailed, UsageError
 from leanlambda.layer import Limits, Target, build_layer, check_build, load_settings, verify_layer
 from leanlambda.layer.builder import REPORT_FILE
 from leanlambda.layer.install import Dist, runtime_provided_to_drop
-from leanlambda.layer.slim import slim
+from leanlambda.layer.slim import load_segments, loaded_image, slim, strip_symbol_tables
 from leanlambda.layer.target import host_arch
 from leanlambda.layer.verify import find_interpreter
 from leanlambda.ziputil import write_deterministic_zip
@@ -31,6 +32,8 @@ REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
 TINY_LIMIT_MB = "0.01"
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}"  # build for this Python, so the proof can run
 HERE_RUNTIME = f"python{HERE}"
+SMOKE = ("import simplejson; assert simplejson.loads('[1, 2]') == [1, 2]",
+         "import attr; assert attr.__version__")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +41,9 @@ def layer_source(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("src") / "small-layer"
     source.mkdir()
     (source / "requirements.txt").write_text(REQUIREMENTS)
-    (source / "layer.toml").write_text(f'[layer]\nname = "small"\nruntime = "{HERE_RUNTIME}"\n')
+    (source / "layer.toml").write_text(
+        f'[layer]\nname = "small"\nruntime = "{HERE_RUNTIME}"\n'
+        f"smoke = [{', '.join(repr(statement) for statement in SMOKE)}]\n")
     return source
 
 
@@ -151,6 +156,81 @@ def test_slim_rules_on_a_synthetic_tree(tmp_path):
     assert saved["bytecode"] == 1 and saved["console scripts"] > 0
 
 
+def test_test_modules_that_runtime_code_imports_stay(tmp_path):
+    """numpy.testing imports numpy._core.tests._natype: removing it broke `from numpy import *`."""
+    site = tmp_path / "python"
+    files = {
+        "pkg/__init__.py": "", "pkg/testing.py": "from pkg.core.tests._helper import VALUE\n",
+        "pkg/util.py": "from .other.tests import shared\n",
+        "pkg/core/__init__.py": "", "pkg/core/tests/__init__.py": "", "pkg/core/tests/test_x.py": "",
+        "pkg/core/tests/_helper.py": "from . import _more\nVALUE = 1\n", "pkg/core/tests/_more.py": "",
+        "pkg/core/tests/data/big.csv": "1,2\n", "pkg/other/__init__.py": "",
+        "pkg/other/tests/shared.py": "", "pkg/other/tests/test_y.py": "",
+        "pkg/unused/tests/test_z.py": "", "pkg/unused/__init__.py": "",
+        "pkg/conftest.py": "from pkg.unused.tests import test_z\n",  # removed itself: keeps nothing
+    }
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    saved = slim(site, strip_symbols=False)
+    remaining = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    assert remaining == [
+        "pkg/__init__.py", "pkg/core/__init__.py", "pkg/core/tests/__init__.py", "pkg/core/tests/_helper.py",
+        "pkg/core/tests/_more.py", "pkg/other/__init__.py", "pkg/other/tests/shared.py", "pkg/testing.py",
+        "pkg/unused/__init__.py", "pkg/util.py"]
+    assert saved["test suites"] > 0
+
+
+def _extension_with_symbols() -> Path:
+    """A small extension module of this Python that still has a symbol table (pyenv builds keep one)."""
+    import _statistics
+
+    return Path(_statistics.__file__)
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="no strip on this machine")
+def test_symbol_tables_are_stripped_when_the_loaded_image_is_unchanged(tmp_path):
+    original = _extension_with_symbols()
+    if original.suffix != ".so":
+        pytest.skip("_statistics is built into this Python")
+    copy = tmp_path / original.name
+    shutil.copy2(original, copy)
+    saved = strip_symbol_tables(copy, shutil.which("strip"))
+    if saved == 0:
+        pytest.skip("this Python's extension modules carry no symbol table")
+    assert copy.stat().st_size == original.stat().st_size - saved
+    assert loaded_image(copy) == loaded_image(original) is not None
+    assert load_segments(copy) == load_segments(original)
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                           "import _statistics; print(_statistics.__file__)", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == str(copy), done.stderr
+
+
+def test_a_strip_that_changes_what_the_loader_maps_is_refused(tmp_path):
+    """What strip did to numpy's patchelf-ed OpenBLAS: smaller, but the loaded segments moved."""
+    original = _extension_with_symbols()
+    if original.suffix != ".so":
+        pytest.skip("_statistics is built into this Python")
+    library = tmp_path / original.name
+    shutil.copy2(original, library)
+    offset, _vaddr, filesz, _memsz, _align = load_segments(library)[0]
+    fake_strip = tmp_path / "fake-strip"
+    fake_strip.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "path = sys.argv[-1]\n"
+        "data = bytearray(open(path, 'rb').read())\n"
+        f"data[{offset + filesz - 1}] ^= 0xFF  # one byte the loader maps\n"
+        "open(path, 'wb').write(bytes(data[:-16]))  # and smaller, like a real strip\n")
+    fake_strip.chmod(0o755)
+    before = library.read_bytes()
+    assert strip_symbol_tables(library, str(fake_strip)) == 0
+    assert library.read_bytes() == before
+
+
 # --- the frozen list ---------------------------------------------------------------------------------------
 
 def test_lock_lists_exactly_what_the_layer_holds(built):
@@ -206,6 +286,42 @@ def test_every_module_imports_in_a_clean_interpreter(built):
     assert {"attr", "attrs", "requests", "simplejson", "aws_xray_sdk", "urllib3"} <= set(
         result.verification.modules)
     assert any(message.startswith("[6/6]") for message in messages)
+
+
+def test_smoke_statements_from_layer_toml_run_in_the_proof(built):
+    result, messages = built
+    assert result.verification.smoke == list(SMOKE)
+    assert result.verification.smoke_failures == {}
+    assert "and all 2 smoke statements run" in result.verification.summary()
+    assert any("running 2 smoke statements" in message for message in messages)
+
+
+def test_a_failing_smoke_statement_fails_the_proof(built):
+    result, _ = built
+    smoke = ("import simplejson; assert simplejson.loads('[1]') == [2]", "import requests",
+             "import no_such_module_in_the_layer")
+    verification = verify_layer(site_of(result), Target.parse(HERE_RUNTIME, host_arch()),
+                                smoke=smoke, skip=tuple(result.verification.modules))
+    assert verification.status == "failed" and verification.failures == {}
+    assert list(verification.smoke_failures) == [smoke[0], smoke[2]]
+    assert verification.smoke_failures[smoke[0]] == "AssertionError"
+    assert "No module named 'no_such_module_in_the_layer'" in verification.smoke_failures[smoke[2]]
+    assert "2 of 3 smoke statements fail" in verification.summary()
+    failed = dataclasses.replace(result, verification=verification)
+    with pytest.raises(CheckFailed, match="smoke statements fail"):
+        check_build(failed)
+
+
+@pytest.mark.parametrize(("smoke", "message"), [
+    ("'import os'", "smoke must be a list"),
+    ("['import os', '']", "smoke must be a list"),
+    ("['import os', 'def (']", "is not valid Python"),
+])
+def test_bad_smoke_settings_are_usage_errors(tmp_path, smoke, message):
+    (tmp_path / "requirements.txt").write_text("attrs\n")
+    (tmp_path / "layer.toml").write_text(f"[layer]\nsmoke = {smoke}\n")
+    with pytest.raises(UsageError, match=message):
+        load_settings(tmp_path)
 
 
 def test_proof_fails_when_a_dependency_is_missing(built, tmp_path):
@@ -317,6 +433,10 @@ def test_example_settings():
     lines = settings.requirements.read_text().splitlines()
     names = {line.split(">")[0].split("=")[0].strip() for line in lines if line and not line.startswith("#")}
     assert names == {"psycopg2-binary", "requests", "pyupbit"}
+    smoke = "\n".join(settings.smoke)
+    for wanted in ("pandas.DataFrame({'a': [1, 2]}).rolling(2).mean()", "numpy.linalg.norm([3, 4])",
+                   "import pyupbit", "import psycopg2.extras", "import requests", "from numpy import *"):
+        assert wanted in smoke
 
 
 def test_python311_never_gets_wheels_newer_than_amazon_linux_2():
@@ -352,3 +472,22 @@ def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
     assert version["DeletionPolicy"] == "Retain"
     assert version["Properties"]["CompatibleRuntimes"] == ["python3.11"]
     assert version["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+
+
+def test_docstrings_are_emptied_except_in_kept_packages(tmp_path):
+    from leanlambda.layer.slim import slim
+
+    site = tmp_path / "python"
+    for package in ("plain", "reads_docs"):
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text(
+            'def f():\n    """A docstring the layer does not need."""\n    return 1\n'
+        )
+    saved = slim(site, strip_symbols=False, strip_docstrings=True, keep_docstrings=("reads_docs",))
+    assert saved["docstrings"] > 0
+    assert "A docstring" not in (site / "plain" / "__init__.py").read_text()
+    assert "A docstring" in (site / "reads_docs" / "__init__.py").read_text()
+    untouched = tmp_path / "untouched"
+    (untouched / "plain").mkdir(parents=True)
+    (untouched / "plain" / "__init__.py").write_text('def f():\n    """Kept."""\n')
+    assert "docstrings" not in slim(untouched, strip_symbols=False)

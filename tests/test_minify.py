@@ -68,3 +68,15 @@ def test_a_traceback_names_the_same_line():
 
 def test_invalid_python_is_returned_unchanged():
     assert strip_documentation("def broken(:\n") == "def broken(:\n"
+
+
+def test_emptied_docstrings_stay_strings_for_code_that_reads_them():
+    from leanlambda.minify import empty_docstrings
+
+    source = 'def f():\n    """Long text\n    on two lines."""\n    return 1\n\nf.__doc__ += " appended"\n'
+    emptied = empty_docstrings(source)
+    assert "Long text" not in emptied
+    assert len(emptied.splitlines()) == len(source.splitlines())
+    namespace = {}
+    exec(compile(emptied, "emptied.py", "exec"), namespace)
+    assert namespace["f"].__doc__.strip() == "appended"

@@ -15,9 +15,11 @@ Build a Lambda layer from LAYER_DIR/requirements.txt (defaults in LAYER_DIR/laye
 Installs the full dependency closure from manylinux wheels for the target runtime and architecture
 (never the build machine's platform), leaves out what the Lambda runtime provides (boto3, botocore,
 s3transfer, jmespath; python-dateutil, six and urllib3 only when nothing in the layer needs them),
-removes test suites, bytecode, type stubs, C sources and debug symbols, writes requirements.lock and a
-deterministic zip, reports the sizes against Lambda's limits, and imports every top-level module in a
-clean interpreter of the target's Python. Exit 1 when over a limit or when a module does not import."""
+removes test suites, bytecode, type stubs, C sources and unneeded symbol tables (and, when layer.toml
+says strip_docstrings, the docstrings of all but its keep_docstrings packages), writes requirements.lock
+and a deterministic zip, reports the sizes against Lambda's limits, and imports every top-level module
+(and runs layer.toml's smoke statements) in a clean interpreter of the target's Python. Exit 1 when over
+a limit or when a module does not import."""
 
 
 def _megabytes(text: str) -> float:

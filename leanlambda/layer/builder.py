@@ -145,7 +145,9 @@ def build_layer(settings: LayerSettings, out_dir: Path | None = None, keep_runti
         dropped = [dist for dist in dists if dist.name in dropped_names]
         progress(f"[2/{STEPS}] {len(kept)} packages kept; left out as runtime-provided: "
                  f"{', '.join(sorted(dropped_names)) or 'none'}")
-        saved = slim(site)
+        saved = slim(
+            site, strip_docstrings=settings.strip_docstrings, keep_docstrings=settings.keep_docstrings
+        )
         progress(f"[3/{STEPS}] slimmed {mb(sum(saved.values()))}: "
                  + (", ".join(f"{category} {mb(size)}" for category, size in saved.items()) or "nothing"))
         (scratch / LAYER_TREE / LOCK_FILE).write_text(
@@ -161,8 +163,10 @@ def build_layer(settings: LayerSettings, out_dir: Path | None = None, keep_runti
             sha256=sha256, packages=_pins(kept), left_out=_pins(dropped), slimmed_bytes=saved,
         )
         if verify:
-            progress(f"[6/{STEPS}] importing each top-level module in a clean Python {target.python_version}")
-            result.verification = verify_layer(site, target, settings.skip_imports)
+            smoke = (f" and running {len(settings.smoke)} smoke statements" if settings.smoke else "")
+            progress(f"[6/{STEPS}] importing each top-level module{smoke} in a clean Python "
+                     f"{target.python_version}")
+            result.verification = verify_layer(site, target, settings.skip_imports, smoke=settings.smoke)
         else:
             result.verification = Verification("unverified", "verification skipped on request")
         (scratch / REPORT_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")

@@ -7,6 +7,18 @@ layer.toml (all keys optional):
     runtime = "python3.11"
     architecture = "x86_64"          # or "arm64"
     skip_imports = []                # top-level modules the import proof must not try
+    strip_docstrings = false         # empty the docstrings of the layer's Python (lines kept)
+    keep_docstrings = []             # top-level packages that read docstrings at run time
+    smoke = [                        # Python statements the proof also runs, each in its own
+        "import pandas; pandas.DataFrame({'a': [1, 2]}).rolling(2).mean()",  # clean interpreter
+    ]
+
+A smoke statement fails the build when it raises (an `assert` in it counts), exactly like a module that
+does not import.
+
+strip_docstrings is opt-in because some libraries read docstrings at run time (numpy.ma rewrites numpy's
+at import; PLY takes grammar rules from them): list those in keep_docstrings, and let the import proof
+and the smoke statements show that nothing else does.
 """
 
 from __future__ import annotations
@@ -21,7 +33,9 @@ from leanlambda.layer.target import DEFAULT_ARCH, DEFAULT_RUNTIME, Target
 
 REQUIREMENTS_FILE = "requirements.txt"
 SETTINGS_FILE = "layer.toml"
-KNOWN_KEYS = frozenset({"name", "runtime", "architecture", "skip_imports"})
+KNOWN_KEYS = frozenset(
+    {"name", "runtime", "architecture", "skip_imports", "smoke", "strip_docstrings", "keep_docstrings"}
+)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,139}$")
 
 
@@ -32,6 +46,9 @@ class LayerSettings:
     requirements: Path
     target: Target
     skip_imports: tuple[str, ...] = ()
+    smoke: tuple[str, ...] = ()
+    strip_docstrings: bool = False
+    keep_docstrings: tuple[str, ...] = ()
 
 
 def _read_toml(path: Path) -> dict:
@@ -65,8 +82,31 @@ def load_settings(layer_dir: Path, runtime: str | None = None, arch: str | None 
     skip = table.get("skip_imports", [])
     if not isinstance(skip, list) or not all(isinstance(item, str) for item in skip):
         raise UsageError(f"{toml_path}: skip_imports must be a list of module names")
+    smoke = _smoke_statements(table.get("smoke", []), toml_path)
+    strip_docstrings = table.get("strip_docstrings", False)
+    if not isinstance(strip_docstrings, bool):
+        raise UsageError(f"{toml_path}: strip_docstrings must be true or false")
+    keep_docstrings = table.get("keep_docstrings", [])
+    if not isinstance(keep_docstrings, list) or not all(isinstance(item, str) for item in keep_docstrings):
+        raise UsageError(f"{toml_path}: keep_docstrings must be a list of top-level package names")
     target = Target.parse(
         runtime or str(table.get("runtime", DEFAULT_RUNTIME)),
         arch or str(table.get("architecture", DEFAULT_ARCH)),
     )
-    return LayerSettings(name, layer_dir, requirements, target, tuple(skip))
+    return LayerSettings(
+        name, layer_dir, requirements, target, tuple(skip), smoke, strip_docstrings, tuple(keep_docstrings)
+    )
+
+
+def _smoke_statements(value: object, toml_path: Path) -> tuple[str, ...]:
+    """layer.toml's smoke list: non-empty Python statements that compile."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise UsageError(f"{toml_path}: smoke must be a list of Python statements (non-empty strings)")
+    for statement in value:
+        try:
+            compile(statement, "<smoke>", "exec")
+        except (SyntaxError, ValueError) as error:
+            reason = error.msg if isinstance(error, SyntaxError) else str(error)
+            raise UsageError(f"{toml_path}: smoke statement {statement!r} is not valid Python "
+                             f"({reason})") from None
+    return tuple(value)

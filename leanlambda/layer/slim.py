@@ -2,19 +2,28 @@
 
 Each rule is a category of file that only serves building, testing or type checking: packages' own test
 suites, bytecode (compiled by the build machine's Python, and regenerated in memory on Lambda anyway),
-type stubs, C/Cython sources and headers, installer bookkeeping in .dist-info (METADATA, entry points and
-licences stay: importlib.metadata and the licence terms need them), console scripts (their shebang points
-at the build machine), debug symbols of shared libraries, and a short list of known test-only or
-build-only parts of packages (numpy's _simd test bindings alone are 3 MB). The import proof checks the
-result.
+type stubs, C/Cython sources and headers, installer bookkeeping in .dist-info (METADATA, WHEEL, entry
+points and licences stay: importlib.metadata and the licence terms need them), console scripts (their
+shebang points at the build machine), the symbol tables of shared libraries, and a short list of known
+test-only or build-only parts of packages (numpy's _simd test bindings alone are 3 MB). The import proof
+and the layer's smoke statements check the result.
 
-Stripping is only kept when the library's loadable segments are unchanged: auditwheel rewrites vendored
-libraries with patchelf, and `strip` can re-lay such a file so that the dynamic loader refuses it
-("ELF load command address/offset not page-aligned"), which is what happened to numpy's OpenBLAS.
+A test package is not removed whole when a runtime module imports from it: numpy.testing imports
+numpy._core.tests._natype, so that module (and the package __init__ files above it) stays, and with it
+`import numpy.testing` and `from numpy import *` (numpy's __all__ names "testing").
+
+Stripping (`strip --strip-unneeded`: .symtab, .strtab and debug sections, which the dynamic loader never
+reads; .dynsym stays) is only kept when the loader would see exactly the same thing: the same program
+headers and, byte for byte, the same contents of every loaded segment. auditwheel rewrites vendored
+libraries with patchelf, and `strip` re-lays such a file (it truncates segments no section maps to), so
+that the loader refuses it ("ELF load command address/offset not page-aligned"), which is what happened
+to numpy's OpenBLAS; such files keep the bytes the wheel shipped.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import os
 import shutil
 import struct
@@ -22,6 +31,8 @@ import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
+
+from leanlambda.minify import empty_docstrings
 
 TEST_DIRS = frozenset({"tests"})  # anywhere, top level too: pyupbit ships a top-level `tests` package
 BYTECODE_DIRS = frozenset({"__pycache__"})
@@ -34,6 +45,8 @@ ARCHIVE_SUFFIXES = (".a",)  # static libraries: only a C build links them
 BUILD_ONLY_FILES = frozenset({"conftest.py"})  # pytest configuration
 SCRIPTS_DIR = "bin"
 # Parts of packages that only their own test suites or C builds use; no runtime module imports them.
+# Deliberately absent: numpy/f2py and numpy/testing (numpy's __all__ names both, so `from numpy import *`
+# imports them) and numpy/typing (pandas imports it at run time).
 KNOWN_TEST_ONLY = (
     "numpy/_core/_simd.*.so",
     "numpy/_core/_multiarray_tests.*.so",
@@ -41,8 +54,8 @@ KNOWN_TEST_ONLY = (
     "numpy/_core/_rational_tests.*.so",
     "numpy/_core/_struct_ufunc_tests.*.so",
     "numpy/_core/_operand_flag_tests.*.so",
-    "numpy/_pyinstaller",
-    "numpy/distutils",  # deprecated build tooling, gone from numpy for Python 3.12+
+    "numpy/_pyinstaller",  # PyInstaller's hook, found through an entry point by PyInstaller only
+    "numpy/distutils",  # deprecated build tooling, not in numpy's __all__, gone for Python 3.12+
     "numpy/random/_examples",
 )
 ELF_MAGIC = b"\x7fELF"
@@ -50,6 +63,10 @@ PT_LOAD = 1
 # (e_phoff, e_phentsize, e_phnum) header formats and the program header layout, per ELF class.
 _ELF_HEADER = {1: ("I", 28, 42), 2: ("Q", 32, 54)}
 _PHDR = {1: "IIIIIIII", 2: "IIQQQQQQ"}
+# ELF header bytes that only locate the section headers (e_shoff; e_shentsize, e_shnum, e_shstrndx):
+# strip rewrites them, the loader never reads them.
+_SECTION_HEADER_FIELDS = {1: ((0x20, 0x24), (0x2E, 0x34)), 2: ((0x28, 0x30), (0x3A, 0x40))}
+STRIP_ARGS = ("--strip-unneeded",)
 STRIP_TIMEOUT_S = 120
 
 
@@ -87,52 +104,198 @@ def _is_elf(path: Path) -> bool:
         return handle.read(4) == ELF_MAGIC
 
 
-def load_segments(path: Path) -> list[tuple[int, ...]] | None:
-    """(offset, vaddr, filesz, memsz, align) of each PT_LOAD segment, or None if not a readable ELF."""
-    data = path.read_bytes()
+def _program_headers(data: bytes) -> tuple[int, list[tuple[int, ...]]] | None:
+    """(ELF class, every program header as (type, offset, vaddr, filesz, memsz, align, flags)), or None."""
     if len(data) < 64 or data[:4] != ELF_MAGIC or data[4] not in _ELF_HEADER or data[5] not in (1, 2):
         return None
     elf_class, order = data[4], "<" if data[5] == 1 else ">"
     offset_format, offset_at, entsize_at = _ELF_HEADER[elf_class]
     (phoff,) = struct.unpack_from(order + offset_format, data, offset_at)
     phentsize, phnum = struct.unpack_from(order + "HH", data, entsize_at)
-    segments = []
+    headers = []
     for index in range(phnum):
         start = phoff + index * phentsize
         if start + struct.calcsize(order + _PHDR[elf_class]) > len(data):
             return None
         fields = struct.unpack_from(order + _PHDR[elf_class], data, start)
         if elf_class == 2:
-            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = fields
+            p_type, flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = fields
         else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _flags, p_align = fields
-        if p_type == PT_LOAD:
-            segments.append((p_offset, p_vaddr, p_filesz, p_memsz, p_align))
-    return segments
+            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, flags, p_align = fields
+        headers.append((p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_align, flags))
+    return elf_class, headers
 
 
-def strip_debug(path: Path, strip: str) -> int:
-    """strip --strip-debug a copy; keep it only if smaller. Returns bytes saved (0 if strip failed)."""
+def load_segments(path: Path) -> list[tuple[int, ...]] | None:
+    """(offset, vaddr, filesz, memsz, align) of each PT_LOAD segment, or None if not a readable ELF."""
+    parsed = _program_headers(path.read_bytes())
+    if parsed is None:
+        return None
+    return [header[1:6] for header in parsed[1] if header[0] == PT_LOAD]
+
+
+def loaded_image(path: Path) -> tuple[tuple[tuple[int, ...], ...], str] | None:
+    """What the dynamic loader reads of a shared library: its program headers and a digest of the bytes of
+    every PT_LOAD segment (section-header fields of the ELF header masked). None if not a readable ELF."""
+    data = path.read_bytes()
+    parsed = _program_headers(data)
+    if parsed is None:
+        return None
+    elf_class, headers = parsed
+    masked = bytearray(data[:64])
+    for start, end in _SECTION_HEADER_FIELDS[elf_class]:
+        masked[start:end] = bytes(end - start)
+    digest = hashlib.sha256()
+    for p_type, p_offset, _vaddr, p_filesz, *_rest in headers:
+        if p_type != PT_LOAD:
+            continue
+        if p_offset + p_filesz > len(data):
+            return None
+        segment = bytearray(data[p_offset:p_offset + p_filesz])
+        if p_offset < len(masked):  # the segment holds the ELF header (the first one usually does)
+            overlap = min(len(masked) - p_offset, len(segment))
+            segment[:overlap] = masked[p_offset:p_offset + overlap]
+        digest.update(segment)
+    return tuple(headers), digest.hexdigest()
+
+
+def strip_symbol_tables(path: Path, strip: str) -> int:
+    """strip --strip-unneeded a copy; keep it only if smaller and the loader would see exactly the same
+    image (loaded_image). Returns bytes saved (0 if kept as shipped)."""
     before = path.stat().st_size
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / path.name
         shutil.copy2(path, copy)
         try:
-            done = subprocess.run([strip, "--strip-debug", str(copy)], capture_output=True,
+            done = subprocess.run([strip, *STRIP_ARGS, str(copy)], capture_output=True,
                                   timeout=STRIP_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             return 0
         after = copy.stat().st_size
         if done.returncode != 0 or after >= before:
-            return 0  # e.g. a foreign architecture the host's strip cannot read
-        original = load_segments(path)
-        if original is None or load_segments(copy) != original:
-            return 0  # strip moved what the loader maps: keep the library as the wheel shipped it
+            return 0  # e.g. a foreign architecture the host's strip cannot read, or nothing to strip
+        original = loaded_image(path)
+        if original is None or loaded_image(copy) != original:
+            return 0  # strip re-laid what the loader maps: keep the library as the wheel shipped it
         shutil.copyfile(copy, path)
     return before - after
 
 
-def slim(site: Path, strip_symbols: bool = True) -> dict[str, int]:
+def _module_name(site: Path, path: Path) -> str:
+    """Dotted module name of a .py file or package directory under site."""
+    parts = list(path.relative_to(site).with_suffix("").parts) if path.suffix == ".py" else list(
+        path.relative_to(site).parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imported_names(path: Path, module: str) -> set[str]:
+    """Absolute names of the modules a .py file imports (relative imports resolved; `from a import b`
+    gives both a and a.b, since b may be a submodule)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".") if package else []
+                if node.level - 1 > len(base_parts):
+                    continue
+                base_parts = base_parts[:len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base:
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
+    """Files inside test packages that runtime modules import (and the __init__.py files on their way),
+    found by reading the import statements of every .py file that stays."""
+    if not test_dirs:
+        return set()
+    by_name = {_module_name(site, directory): directory for directory in test_dirs}
+    tokens = {name.rpartition(".")[2] for name in by_name}  # cheap text filter before parsing
+    inside = tuple(str(directory) + os.sep for directory in test_dirs)
+    queue = [path for path in site.rglob("*.py")
+             if not str(path).startswith(inside) and path.name not in BUILD_ONLY_FILES]
+    keep: set[Path] = set()
+    seen: set[Path] = set()
+    while queue:
+        path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        in_test_dir = str(path).startswith(inside)  # a kept test module: relative imports name no test dir
+        if not in_test_dir and not any(token.encode() in path.read_bytes() for token in tokens):
+            continue
+        for name in _imported_names(path, _module_name(site, path)):
+            for test_name, directory in by_name.items():
+                if name != test_name and not name.startswith(test_name + "."):
+                    continue
+                relative = name[len(test_name):].lstrip(".").split(".") if name != test_name else []
+                current = directory
+                wanted = [current / "__init__.py"]
+                for part in relative:
+                    current = current / part
+                    wanted.append(current / "__init__.py")
+                wanted.append(current.with_suffix(".py"))
+                for candidate in wanted:
+                    if candidate.is_file() and candidate not in keep:
+                        keep.add(candidate)
+                        queue.append(candidate)  # what a kept test module imports stays too
+    return keep
+
+
+def _remove_test_dir(directory: Path, keep: set[Path], saved: Counter) -> None:
+    """Remove a test package, except the files in `keep` that runtime modules import."""
+    kept_here = {path for path in keep if directory in path.parents}
+    if not kept_here:
+        _remove(directory, "test suites", saved)
+        return
+    for root, dirs, files in os.walk(directory, topdown=False):
+        root_path = Path(root)
+        for name in files:
+            path = root_path / name
+            if path not in kept_here:
+                _remove(path, "test suites", saved)
+        for name in dirs:
+            child = root_path / name
+            if child.is_dir() and not any(child.iterdir()):
+                child.rmdir()
+
+
+def empty_docstrings_in(site: Path, keep: tuple[str, ...] = ()) -> int:
+    """Empty the docstrings of every module under site except the packages in keep; bytes saved."""
+    saved = 0
+    for path in sorted(site.rglob("*.py")):
+        if path.relative_to(site).parts[0].removesuffix(".py") in keep or path.is_symlink():
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        emptied = empty_docstrings(source)
+        if emptied != source:
+            path.write_text(emptied, encoding="utf-8")
+            saved += len(source.encode("utf-8")) - len(emptied.encode("utf-8"))
+    return saved
+
+
+def slim(
+    site: Path,
+    strip_symbols: bool = True,
+    strip_docstrings: bool = False,
+    keep_docstrings: tuple[str, ...] = (),
+) -> dict[str, int]:
     """Slim the layer's python/ directory in place; return bytes saved per category."""
     saved: Counter = Counter()
     scripts = site / SCRIPTS_DIR
@@ -141,14 +304,20 @@ def slim(site: Path, strip_symbols: bool = True) -> dict[str, int]:
     for pattern in KNOWN_TEST_ONLY:
         for path in sorted(site.glob(pattern)):
             _remove(path, "test-only modules", saved)
+    test_dirs = []
+    for root, dirs, _files in os.walk(site):
+        for name in list(dirs):
+            if name in TEST_DIRS:
+                test_dirs.append(Path(root) / name)
+                dirs.remove(name)
+    keep = _test_modules_in_use(site, test_dirs)
+    for directory in test_dirs:
+        _remove_test_dir(directory, keep, saved)
     shared_objects = []
     for root, dirs, files in os.walk(site):
         root_path = Path(root)
         for name in list(dirs):
-            if name in TEST_DIRS:
-                _remove(root_path / name, "test suites", saved)
-                dirs.remove(name)
-            elif name in BYTECODE_DIRS:
+            if name in BYTECODE_DIRS:
                 _remove(root_path / name, "bytecode", saved)
                 dirs.remove(name)
             elif name.endswith(STUB_PACKAGE_SUFFIX) and root_path == site:
@@ -158,15 +327,17 @@ def slim(site: Path, strip_symbols: bool = True) -> dict[str, int]:
             path = root_path / name
             if path.is_symlink():
                 continue
-            category = _file_category(path)
+            category = None if path in keep else _file_category(path)
             if category:
                 _remove(path, category, saved)
             elif ".so" in name and _is_elf(path):
                 shared_objects.append(path)
+    if strip_docstrings:
+        saved["docstrings"] += empty_docstrings_in(site, keep_docstrings)
     strip = shutil.which("strip") if strip_symbols else None
     if strip:
         for path in sorted(shared_objects):
-            saved["debug symbols"] += strip_debug(path, strip)
+            saved["symbol tables"] += strip_symbol_tables(path, strip)
     _remove_empty_dirs(site)
     return {category: size for category, size in sorted(saved.items()) if size}
 

@@ -5,6 +5,10 @@ import it. Here every top-level module is imported in its own `python -I -S` pro
 layer, the standard library, and (after the layer, as in /var/runtime on Lambda) the packages the runtime
 provides, taken from this build environment. Nothing else from the build machine is visible, and -B keeps
 the proof from writing bytecode into the layer it is proving.
+
+An import only proves what runs at import time. The layer's smoke statements (layer.toml `smoke`) go
+deeper, e.g. a rolling mean through pandas' compiled window code or a norm through numpy's BLAS: each
+runs, the same way, in its own clean interpreter, and one that raises fails the proof.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ _IMPORT_SCRIPT = (
     "sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]); "
     "importlib.import_module(sys.argv[1])"
 )
+_SMOKE_SCRIPT = (
+    "import sys; "
+    "sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]); "
+    "exec(compile(sys.argv[1], '<smoke>', 'exec'), {'__name__': '__main__'})"
+)
 
 
 @dataclass
@@ -44,14 +53,26 @@ class Verification:
     reason: str = ""
     interpreter: str = ""
     modules: list[str] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # module -> error
+    smoke: list[str] = field(default_factory=list)  # statements run besides the imports
+    smoke_failures: dict[str, str] = field(default_factory=dict)  # statement -> error
 
     def summary(self) -> str:
         if self.status == "verified":
-            return f"verified: all {len(self.modules)} top-level modules import under {self.interpreter}"
+            checks = (f" and all {len(self.smoke)} smoke statements run" if self.smoke else "")
+            return (f"verified: all {len(self.modules)} top-level modules import{checks} "
+                    f"under {self.interpreter}")
         if self.status == "failed":
-            listed = "; ".join(f"{name} ({error})" for name, error in sorted(self.failures.items()))
-            return f"FAILED: {len(self.failures)} of {len(self.modules)} modules do not import: {listed}"
+            parts = []
+            if self.failures:
+                listed = "; ".join(f"{name} ({error})" for name, error in sorted(self.failures.items()))
+                parts.append(f"{len(self.failures)} of {len(self.modules)} modules do not import: {listed}")
+            if self.smoke_failures:
+                listed = "; ".join(f"`{statement}` ({error})"
+                                   for statement, error in self.smoke_failures.items())
+                parts.append(f"{len(self.smoke_failures)} of {len(self.smoke)} smoke statements fail: "
+                             f"{listed}")
+            return "FAILED: " + "; ".join(parts)
         return f"built but not verified: {self.reason}"
 
 
@@ -106,14 +127,15 @@ def runtime_provided_path(scratch: Path) -> Path:
     return scratch
 
 
-def _import_one(python: str, module: str, site: Path, runtime: Path, cwd: str) -> str | None:
+def _run_clean(python: str, script: str, argument: str, site: Path, runtime: Path, cwd: str) -> str | None:
+    """Run script (module name or smoke statement as argv[1]) in a clean interpreter; None or the error."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": cwd}
     try:
-        command = [python, *ISOLATED_FLAGS, "-c", _IMPORT_SCRIPT, module, str(site), str(runtime)]
+        command = [python, *ISOLATED_FLAGS, "-c", script, argument, str(site), str(runtime)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S, cwd=cwd,
                               env=env, check=False)
     except subprocess.TimeoutExpired:
-        return f"import took longer than {IMPORT_TIMEOUT_S} s"
+        return f"took longer than {IMPORT_TIMEOUT_S} s"
     if done.returncode == 0:
         return None
     return _error_summary(done.stderr) or f"exit code {done.returncode}"
@@ -130,25 +152,31 @@ def _error_summary(stderr: str) -> str:
     return raised[-1]
 
 
-def verify_layer(site: Path, target: Target, skip: tuple[str, ...] = (),
-                 python: str | None = None) -> Verification:
-    """Import every top-level module of the layer at `site` (its python/ dir) as Lambda would."""
+def verify_layer(site: Path, target: Target, skip: tuple[str, ...] = (), python: str | None = None,
+                 smoke: tuple[str, ...] = ()) -> Verification:
+    """Import every top-level module of the layer at `site` (its python/ dir) as Lambda would, and run
+    each smoke statement the same way (each in its own process, in parallel)."""
     modules = [name for name in top_level_modules(site) if name not in skip]
+    statements = list(smoke)
     if host_arch() != target.arch:
-        return Verification("unverified", f"{target.arch} layer on a {host_arch()} machine", modules=modules)
+        return Verification("unverified", f"{target.arch} layer on a {host_arch()} machine", modules=modules,
+                            smoke=statements)
     python = python or find_interpreter(target.python_version)
     if python is None:
         return Verification("unverified", f"no Python {target.python_version} interpreter found "
                             f"(looked for python{target.python_version} on PATH and under ~/.pyenv)",
-                            modules=modules)
+                            modules=modules, smoke=statements)
+    jobs = [(_IMPORT_SCRIPT, name) for name in modules] + [(_SMOKE_SCRIPT, text) for text in statements]
     with tempfile.TemporaryDirectory(prefix="leanlambda-verify-") as scratch:
         runtime = runtime_provided_path(Path(scratch) / "runtime")
         workdir = Path(scratch) / "cwd"
         workdir.mkdir()
         with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
-            results = dict(zip(modules, pool.map(
-                lambda name: _import_one(python, name, site.resolve(), runtime, str(workdir)), modules),
-                strict=True))
-    failures = {name: error for name, error in results.items() if error}
-    return Verification("failed" if failures else "verified", modules=modules,
-                        interpreter=f"Python {target.python_version} ({python})", failures=failures)
+            errors = list(pool.map(
+                lambda job: _run_clean(python, job[0], job[1], site.resolve(), runtime, str(workdir)), jobs))
+    failures = {name: error for name, error in zip(modules, errors[:len(modules)], strict=True) if error}
+    smoke_failures = {text: error for text, error in zip(statements, errors[len(modules):], strict=True)
+                      if error}
+    return Verification("failed" if failures or smoke_failures else "verified", modules=modules,
+                        interpreter=f"Python {target.python_version} ({python})", failures=failures,
+                        smoke=statements, smoke_failures=smoke_failures)

@@ -1,0 +1,146 @@
+"""benchmarks/: the quick run writes every section with numbers; the eager transformer only hoists.
+
+No timing is asserted: figures from a shared machine are reported, not tested.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.eager import PREWARM_MARKER, hoist_imports, make_eager
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NUMBER = r"\d+(?:\.\d+)?"
+SECTIONS = (
+    "## Machine and command",
+    "## Method",
+    "## Init",
+    "## Cold path, warm invocation, memory, package",
+    "## Metrics: API calls per invocation",
+    "## Cost per million invocations (estimate)",
+    "## What a local figure says about Lambda, and what it does not",
+    "## Targets",
+    "## Layer",
+)
+ROWS = (
+    "floor (bare interpreter)",
+    "floor (bare + json, logging)",
+    "default bake",
+    "default bake (runtime preloads json, logging)",
+    "default bake, eager",
+    "default logic, Powertools Logger + Metrics, module-level boto3 client",
+    "default + prewarm s3",
+)
+
+LAZY_MODULE = '''"""Doc."""
+
+from __future__ import annotations
+
+import os
+
+LIMIT = 3
+
+
+def fetch(name):
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(name, config=BotoConfig()), os.sep
+
+
+class Thing:
+    def run(self):
+        if LIMIT:
+            import json  # the standard library, still hoisted
+        return json.dumps({})
+
+    def optional(self):
+        try:
+            import pyupbit
+        except ImportError:
+            pyupbit = None
+        return pyupbit
+'''
+
+
+def table_rows(text: str, label: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"| {label} |")]
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_section_and_row_with_numbers(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--skip-layer", "--markdown", str(doc)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = doc.read_text(encoding="utf-8")
+    positions = [text.index(section) for section in SECTIONS]
+    assert positions == sorted(positions)
+    for needle in ("AMD", "Python 3.", "boto3 ", "botocore ", "moto ", "aws-lambda-powertools ",
+                   "--quick --skip-layer"):
+        if needle == "AMD" and "AMD" not in text:
+            continue  # another CPU vendor
+        assert needle in text, needle
+    for label in ROWS:
+        rows = table_rows(text, label)
+        with_medians = [row for row in rows if re.search(rf"\| {NUMBER} \({NUMBER}-{NUMBER}\) \|", row)]
+        assert len(with_medians) >= 2, f"{label}: expected init and cold-path rows with figures, got {rows}"
+    for n in ("1", "100", "1000", "5000"):
+        for backend in ("emf", "put_metric_data"):
+            row = table_rows(text, n)
+            assert any(f"| {backend} |" in line for line in row), (n, backend)
+    cost_rows = [line for line in table_rows(text, "default bake") if "| 256 | x86_64 |" in line]
+    assert cost_rows and re.search(rf"\| {NUMBER} \| (?:{NUMBER}x|-) \|$", cost_rows[0])
+    targets = text[text.index("## Targets"):text.index("## Layer")]
+    verdicts = re.findall(r"\| (PASS|MISS|n/a)[^|]*\|$", targets, re.MULTILINE)
+    assert len(verdicts) >= 8 and "n/a" not in verdicts
+    assert "est. invoke phase at 128 MB" in text
+    assert "Layer bench skipped" in text
+
+
+def test_eager_transformer_hoists_imports_and_changes_nothing_else():
+    code, hoisted, kept = hoist_imports(LAZY_MODULE)
+    assert hoisted == ["import boto3", "from botocore.config import Config as BotoConfig", "import json"]
+    assert kept == ["import pyupbit (inside try)"]
+    tree = ast.parse(code)
+    top_level = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert top_level == ["from __future__ import annotations", "import os", *hoisted]
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inside = [ast.unparse(node) for fn in functions for node in ast.walk(fn)
+              if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert inside == ["import pyupbit"]
+    # Otherwise the same: without the hoisted block and the `pass` placeholders, the lines are the original's.
+    original = [line for line in LAZY_MODULE.splitlines() if line.strip() not in hoisted
+                and line.split("#")[0].strip() not in hoisted]
+    transformed = [line for line in code.splitlines() if line.strip() not in {*hoisted, "pass"}]
+    assert transformed == original
+    assert len(code.splitlines()) == len(LAZY_MODULE.splitlines()) + len(hoisted)
+
+
+def test_make_eager_copies_source_and_prewarms_the_services(tmp_path):
+    src = tmp_path / "src" / "fn"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("", encoding="utf-8")
+    (src / "clients.py").write_text("def make():\n    import boto3\n\n    return boto3\n", encoding="utf-8")
+    (src / "handler.py").write_text("def get_orchestrator():\n    return None\n", encoding="utf-8")
+    cache = src / "__pycache__"
+    cache.mkdir()
+    (cache / "clients.cpython-311.pyc").write_bytes(b"")
+    dest = tmp_path / "eager"
+    result = make_eager(tmp_path / "src", dest, ["s3", "ssm"])
+    assert result.hoisted == {"fn/clients.py": ["import boto3"]}
+    assert result.prewarmed == ["fn/handler.py"]
+    assert not (dest / "fn" / "__pycache__").exists()
+    assert (dest / "fn" / "clients.py").read_text(encoding="utf-8") == (
+        "import boto3\ndef make():\n    pass\n\n    return boto3\n")
+    handler = (dest / "fn" / "handler.py").read_text(encoding="utf-8")
+    assert handler.endswith(f"{PREWARM_MARKER}\nget_orchestrator().clients.prewarm('s3', 'ssm')\n")
+    assert (tmp_path / "src" / "fn" / "clients.py").read_text(encoding="utf-8").count("import boto3") == 1
