@@ -13,6 +13,11 @@ Both rows hold the same packages in the same versions, built for the same target
   pip's defaults (bytecode compiled, nothing excluded or slimmed), zipped with deflate at zip's default
   level. The versions of the two trees are compared package by package; a mismatch aborts the run.
 
+A third row builds the same layer with `bytecode = true`, and every row shows how long `import pyupbit`
+(pandas, numpy, requests) takes from it: the median of IMPORT_RUNS fresh `python -I -S -B` processes on
+this machine, where nothing can write bytecode, as on Lambda's read-only /opt. Size and cold start pull
+against each other; the table shows by how much.
+
 Both need the package index (or pip's cache).
 """
 
@@ -20,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from leanlambda.layer import build_layer, load_settings
@@ -40,6 +47,22 @@ LARGEST_SHOWN = 8
 WATCHED = ("numpy", "pandas")  # shown in the table's rows
 NAIVE_ZIP_LEVEL = 6  # zip(1)'s and zipfile's default; leanlambda writes level 9
 LEFT_OUT_PREFIX = "#   "  # how requirements.lock lists what was left out as runtime-provided
+IMPORT_RUNS = 7
+IMPORT_PROBE = "pyupbit"  # what the data collector imports: pandas, numpy, requests
+
+
+def import_seconds(site: Path, python_version: str) -> float:
+    """Median wall time of importing IMPORT_PROBE from ``site`` in fresh interpreters that cannot cache."""
+    from leanlambda.layer.verify import find_interpreter
+
+    python = find_interpreter(python_version) or sys.executable
+    code = f"import sys; sys.path[:0] = [sys.argv[1]]; import {IMPORT_PROBE}"
+    samples = []
+    for _ in range(IMPORT_RUNS):
+        started = time.perf_counter()
+        subprocess.run([python, "-I", "-S", "-B", "-c", code, str(site)], check=True, capture_output=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
 
 
 @dataclass
@@ -95,7 +118,7 @@ def lock_pins(lock: Path) -> list[str]:
     """Every name==version the build resolved: what the layer holds and what it left out."""
     pins = []
     for line in lock.read_text(encoding="utf-8").splitlines():
-        text = line[len(LEFT_OUT_PREFIX):] if line.startswith(LEFT_OUT_PREFIX) else line
+        text = line[len(LEFT_OUT_PREFIX) :] if line.startswith(LEFT_OUT_PREFIX) else line
         if text and not text.startswith("#") and "==" in text:
             pins.append(text.strip())
     return pins
@@ -107,8 +130,20 @@ def naive_layer(lock: Path, target: Target, work: Path) -> Naive:
     frozen.write_text("\n".join(pins) + "\n", encoding="utf-8")
     site = work / "naive" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target",
-         str(site), "--no-deps", *target.pip_target_args(), "-r", str(frozen)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            "--no-deps",
+            *target.pip_target_args(),
+            "-r",
+            str(frozen),
+        ],
         check=True,
     )
     archive = work / "naive.zip"
@@ -117,8 +152,9 @@ def naive_layer(lock: Path, target: Target, work: Path) -> Naive:
             for name in sorted(files):
                 path = Path(root) / name
                 out.write(path, path.relative_to(site.parent).as_posix())
-    return Naive(site, tree_bytes(site.parent), archive.stat().st_size,
-                 by_kind(site)["bytecode (.pyc)"], pins)
+    return Naive(
+        site, tree_bytes(site.parent), archive.stat().st_size, by_kind(site)["bytecode (.pyc)"], pins
+    )
 
 
 def same_versions(naive: Naive, slim) -> dict[str, str]:
@@ -135,7 +171,7 @@ def mb(size: int) -> str:
     return f"{size / MIB:.1f} MB"
 
 
-def markdown(naive: Naive, slim, slim_site: Path, target: Target) -> str:
+def markdown(naive: Naive, slim, slim_site: Path, target: Target, compiled, imports: dict[str, float]) -> str:
     held = same_versions(naive, slim)
     watched = ", ".join(f"{name} {held[name]}" for name in WATCHED if name in held)
     ratio = slim.unzipped_bytes / naive.unzipped
@@ -144,12 +180,20 @@ def markdown(naive: Naive, slim, slim_site: Path, target: Target) -> str:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     lines = [
         f"| Makenaide core layer, {target.runtime} {target.arch}; {watched} in both | packages | unzipped "
-        "| zipped (deflate) | unzipped vs naive | zipped vs naive |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| zipped (deflate) | unzipped vs naive | zipped vs naive | `import {IMPORT_PROBE}`, s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         f"| naive `pip install -t --no-deps` of the same `requirements.lock`, same tags | {len(held)} "
-        f"| {mb(naive.unzipped)} | {mb(naive.zipped)} | 100% | 100% |",
+        f"| {mb(naive.unzipped)} | {mb(naive.zipped)} | 100% | 100% | {imports['naive']:.2f} |",
         f"| `leanlambda layer` | {len(slim.packages)} | {mb(slim.unzipped_bytes)} | {mb(slim.zipped_bytes)} "
-        f"| {ratio:.1%} | {zipped_ratio:.1%} |",
+        f"| {ratio:.1%} | {zipped_ratio:.1%} | {imports['slim']:.2f} |",
+        f"| `leanlambda layer` with `bytecode = true` | {len(compiled.packages)} "
+        f"| {mb(compiled.unzipped_bytes)} | {mb(compiled.zipped_bytes)} "
+        f"| {compiled.unzipped_bytes / naive.unzipped:.1%} | {compiled.zipped_bytes / naive.zipped:.1%} "
+        f"| {imports['compiled']:.2f} |",
+        "",
+        f"`import {IMPORT_PROBE}`: median of {IMPORT_RUNS} fresh `python{target.python_version} -I -S -B` "
+        "processes on this machine, with only that layer on the path; nothing can write bytecode, as on "
+        "Lambda's read-only /opt, so a layer without bytecode is compiled again at every cold start.",
         "",
         f"Same resolved versions in both rows: the naive row installs the slim build's `{LOCK_FILE}` "
         f"({', '.join(naive.pins)}) with `--no-deps` and the same target options as the builder "
@@ -167,7 +211,8 @@ def markdown(naive: Naive, slim, slim_site: Path, target: Target) -> str:
         "",
         "Left out and slimmed: "
         + (", ".join(slim.left_out) + " (runtime-provided); " if slim.left_out else "")
-        + ", ".join(f"{name} {size_text(size)}" for name, size in slim.slimmed_bytes.items()) + ".",
+        + ", ".join(f"{name} {size_text(size)}" for name, size in slim.slimmed_bytes.items())
+        + ".",
         "",
         "| largest top-level entries | naive | slim |",
         "|---|---:|---:|",
@@ -191,10 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="leanlambda-bench-") as scratch:
         work = Path(scratch)
         print("benchmark: leanlambda layer ...", file=sys.stderr)
-        slim = build_layer(settings, out_dir=work / "slim")
+        slim = build_layer(replace(settings, bytecode=False), out_dir=work / "slim")
+        print("benchmark: leanlambda layer with bytecode ...", file=sys.stderr)
+        compiled = build_layer(replace(settings, bytecode=True), out_dir=work / "compiled")
         print("benchmark: naive pip install -t of the same requirements.lock ...", file=sys.stderr)
         naive = naive_layer(work / "slim" / "layer" / LOCK_FILE, settings.target, work)
-        table = markdown(naive, slim, work / "slim" / "layer" / "python", settings.target)
+        print(f"benchmark: timing import {IMPORT_PROBE} from each ...", file=sys.stderr)
+        version = settings.target.python_version
+        imports = {
+            "naive": import_seconds(naive.site, version),
+            "slim": import_seconds(work / "slim" / "layer" / "python", version),
+            "compiled": import_seconds(work / "compiled" / "layer" / "python", version),
+        }
+        table = markdown(naive, slim, work / "slim" / "layer" / "python", settings.target, compiled, imports)
     print(table, end="")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -7,19 +7,17 @@ never ship, whatever the deterministic zip writer itself skips.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from leanlambda.errors import UsageError
+from leanlambda.bytecode import FUNCTION_ROOT, compile_tree
 from leanlambda.function import FunctionDir
 from leanlambda.minify import strip_documentation
 from leanlambda.ziputil import write_deterministic_zip
 
 PACKAGE_BUDGET_KB = 10  # DESIGN section 4: the deployment zip of a lean function
 BUILD_DIR = "build"
-LAMBDA_TASK_ROOT = "/var/task"
 EXCLUDED_DIRS = frozenset({"__pycache__", "tests", "test", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".egg-info", ".dist-info.tmp")
 EXCLUDED_NAMES = frozenset({"conftest.py", ".DS_Store"})
@@ -68,26 +66,6 @@ def default_output(function: FunctionDir) -> Path:
     return function.root / BUILD_DIR / f"{function.name}.zip"
 
 
-def compile_bytecode(stage: Path, runtime: str) -> None:
-    """Add __pycache__ bytecode for the runtime's Python, so Lambda does not compile at each cold start.
-
-    /var/task is read-only: without shipped bytecode every cold start compiles the source again
-    (measured in docs/benchmarks.md). The bytecode is unchecked-hash, so it is used whatever the
-    files' timestamps, and names /var/task paths, as on Lambda.
-    """
-    from leanlambda.layer.verify import find_interpreter
-
-    version = runtime.removeprefix("python")
-    python = find_interpreter(version)
-    if python is None:
-        raise UsageError(f"--bytecode needs Python {version} (the function's runtime) here to compile with")
-    command = [python, "-I", "-m", "compileall", "-q", "-d", LAMBDA_TASK_ROOT]
-    command += ["--invalidation-mode", "unchecked-hash", str(stage)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise UsageError(f"compiling for {runtime} failed: {(result.stdout or result.stderr).strip()[:200]}")
-
-
 def build_package(
     function: FunctionDir, out_path: Path | None = None, bytecode: bool = False
 ) -> PackageResult:
@@ -96,6 +74,6 @@ def build_package(
     with tempfile.TemporaryDirectory(prefix="leanlambda-pkg-") as staging:
         stage = stage_source(function.src, Path(staging) / "src")
         if bytecode:
-            compile_bytecode(stage, function.runtime)
+            compile_tree(stage, function.runtime.removeprefix("python"), FUNCTION_ROOT)
         size, digest = write_deterministic_zip(stage, out_path, include_dirs=False, keep_bytecode=bytecode)
     return PackageResult(path=out_path, size=size, sha256=digest)

@@ -32,8 +32,10 @@ REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
 TINY_LIMIT_MB = "0.01"
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}"  # build for this Python, so the proof can run
 HERE_RUNTIME = f"python{HERE}"
-SMOKE = ("import simplejson; assert simplejson.loads('[1, 2]') == [1, 2]",
-         "import attr; assert attr.__version__")
+SMOKE = (
+    "import simplejson; assert simplejson.loads('[1, 2]') == [1, 2]",
+    "import attr; assert attr.__version__",
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +45,8 @@ def layer_source(tmp_path_factory) -> Path:
     (source / "requirements.txt").write_text(REQUIREMENTS)
     (source / "layer.toml").write_text(
         f'[layer]\nname = "small"\nruntime = "{HERE_RUNTIME}"\n'
-        f"smoke = [{', '.join(repr(statement) for statement in SMOKE)}]\n")
+        f"smoke = [{', '.join(repr(statement) for statement in SMOKE)}]\n"
+    )
     return source
 
 
@@ -76,7 +79,8 @@ def second_build(layer_source, tmp_path_factory):
     parser = argparse.ArgumentParser(prog="leanlambda")
     layer_command.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
-        ["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB, "--no-verify"])
+        ["layer", str(layer_source), "--out", str(out), "--max-zipped-mb", TINY_LIMIT_MB, "--no-verify"]
+    )
     with pytest.raises(CheckFailed) as failure:
         args.func(args)
     return out, str(failure.value)
@@ -87,6 +91,7 @@ def site_of(result) -> Path:
 
 
 # --- exclusion of what the runtime provides --------------------------------------------------------------
+
 
 def test_runtime_provided_packages_are_left_out(built):
     result, _ = built
@@ -124,11 +129,15 @@ def test_keep_runtime_provided_keeps_boto3_too():
 
 # --- slimming ----------------------------------------------------------------------------------------------
 
+
 def test_built_layer_is_slim(built):
     result, _ = built
     site = site_of(result)
-    leftovers = [p for p in site.rglob("*") if p.name in ("tests", "__pycache__", "RECORD")
-                 or p.suffix in (".pyi", ".pyc", ".c", ".pyx")]
+    leftovers = [
+        p
+        for p in site.rglob("*")
+        if p.name in ("tests", "__pycache__", "RECORD") or p.suffix in (".pyi", ".pyc", ".c", ".pyx")
+    ]
     assert leftovers == []
     assert not (site / "bin").exists()
     assert result.slimmed_bytes.get("test suites", 0) > 0  # simplejson/tests
@@ -139,20 +148,35 @@ def test_built_layer_is_slim(built):
 def test_slim_rules_on_a_synthetic_tree(tmp_path):
     site = tmp_path / "python"
     files = {
-        "pkg/__init__.py": "", "pkg/core.py": "", "pkg/core.pyi": "", "pkg/py.typed": "",
-        "pkg/tests/test_core.py": "", "pkg/__pycache__/core.cpython-311.pyc": "x",
-        "pkg/_speed.pyx": "", "pkg/include/pkg.h": "", "pkg/conftest.py": "",
-        "pkg-1.0.dist-info/METADATA": "Name: pkg\n", "pkg-1.0.dist-info/RECORD": "",
-        "pkg-1.0.dist-info/INSTALLER": "pip", "pkg-1.0.dist-info/entry_points.txt": "",
-        "bin/pkg-cli": "#!/usr/bin/python", "pkg-stubs/__init__.pyi": "", "tests/__init__.py": "",
+        "pkg/__init__.py": "",
+        "pkg/core.py": "",
+        "pkg/core.pyi": "",
+        "pkg/py.typed": "",
+        "pkg/tests/test_core.py": "",
+        "pkg/__pycache__/core.cpython-311.pyc": "x",
+        "pkg/_speed.pyx": "",
+        "pkg/include/pkg.h": "",
+        "pkg/conftest.py": "",
+        "pkg-1.0.dist-info/METADATA": "Name: pkg\n",
+        "pkg-1.0.dist-info/RECORD": "",
+        "pkg-1.0.dist-info/INSTALLER": "pip",
+        "pkg-1.0.dist-info/entry_points.txt": "",
+        "bin/pkg-cli": "#!/usr/bin/python",
+        "pkg-stubs/__init__.pyi": "",
+        "tests/__init__.py": "",
     }
     for name, text in files.items():
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_text(text)
     saved = slim(site)
     remaining = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
-    assert remaining == ["pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/entry_points.txt",
-                         "pkg/__init__.py", "pkg/core.py", "pkg/py.typed"]
+    assert remaining == [
+        "pkg-1.0.dist-info/METADATA",
+        "pkg-1.0.dist-info/entry_points.txt",
+        "pkg/__init__.py",
+        "pkg/core.py",
+        "pkg/py.typed",
+    ]
     assert saved["bytecode"] == 1 and saved["console scripts"] > 0
 
 
@@ -160,13 +184,20 @@ def test_test_modules_that_runtime_code_imports_stay(tmp_path):
     """numpy.testing imports numpy._core.tests._natype: removing it broke `from numpy import *`."""
     site = tmp_path / "python"
     files = {
-        "pkg/__init__.py": "", "pkg/testing.py": "from pkg.core.tests._helper import VALUE\n",
+        "pkg/__init__.py": "",
+        "pkg/testing.py": "from pkg.core.tests._helper import VALUE\n",
         "pkg/util.py": "from .other.tests import shared\n",
-        "pkg/core/__init__.py": "", "pkg/core/tests/__init__.py": "", "pkg/core/tests/test_x.py": "",
-        "pkg/core/tests/_helper.py": "from . import _more\nVALUE = 1\n", "pkg/core/tests/_more.py": "",
-        "pkg/core/tests/data/big.csv": "1,2\n", "pkg/other/__init__.py": "",
-        "pkg/other/tests/shared.py": "", "pkg/other/tests/test_y.py": "",
-        "pkg/unused/tests/test_z.py": "", "pkg/unused/__init__.py": "",
+        "pkg/core/__init__.py": "",
+        "pkg/core/tests/__init__.py": "",
+        "pkg/core/tests/test_x.py": "",
+        "pkg/core/tests/_helper.py": "from . import _more\nVALUE = 1\n",
+        "pkg/core/tests/_more.py": "",
+        "pkg/core/tests/data/big.csv": "1,2\n",
+        "pkg/other/__init__.py": "",
+        "pkg/other/tests/shared.py": "",
+        "pkg/other/tests/test_y.py": "",
+        "pkg/unused/tests/test_z.py": "",
+        "pkg/unused/__init__.py": "",
         "pkg/conftest.py": "from pkg.unused.tests import test_z\n",  # removed itself: keeps nothing
     }
     for name, text in files.items():
@@ -175,9 +206,17 @@ def test_test_modules_that_runtime_code_imports_stay(tmp_path):
     saved = slim(site, strip_symbols=False)
     remaining = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
     assert remaining == [
-        "pkg/__init__.py", "pkg/core/__init__.py", "pkg/core/tests/__init__.py", "pkg/core/tests/_helper.py",
-        "pkg/core/tests/_more.py", "pkg/other/__init__.py", "pkg/other/tests/shared.py", "pkg/testing.py",
-        "pkg/unused/__init__.py", "pkg/util.py"]
+        "pkg/__init__.py",
+        "pkg/core/__init__.py",
+        "pkg/core/tests/__init__.py",
+        "pkg/core/tests/_helper.py",
+        "pkg/core/tests/_more.py",
+        "pkg/other/__init__.py",
+        "pkg/other/tests/shared.py",
+        "pkg/testing.py",
+        "pkg/unused/__init__.py",
+        "pkg/util.py",
+    ]
     assert saved["test suites"] > 0
 
 
@@ -203,9 +242,17 @@ def test_symbol_tables_are_stripped_when_the_loaded_image_is_unchanged(tmp_path)
     assert load_segments(copy) == load_segments(original)
     import subprocess
 
-    done = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                           "import _statistics; print(_statistics.__file__)", str(tmp_path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import _statistics; print(_statistics.__file__)",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and done.stdout.strip() == str(copy), done.stderr
 
 
@@ -224,7 +271,8 @@ def test_a_strip_that_changes_what_the_loader_maps_is_refused(tmp_path):
         "path = sys.argv[-1]\n"
         "data = bytearray(open(path, 'rb').read())\n"
         f"data[{offset + filesz - 1}] ^= 0xFF  # one byte the loader maps\n"
-        "open(path, 'wb').write(bytes(data[:-16]))  # and smaller, like a real strip\n")
+        "open(path, 'wb').write(bytes(data[:-16]))  # and smaller, like a real strip\n"
+    )
     fake_strip.chmod(0o755)
     before = library.read_bytes()
     assert strip_symbol_tables(library, str(fake_strip)) == 0
@@ -232,6 +280,7 @@ def test_a_strip_that_changes_what_the_loader_maps_is_refused(tmp_path):
 
 
 # --- the frozen list ---------------------------------------------------------------------------------------
+
 
 def test_lock_lists_exactly_what_the_layer_holds(built):
     result, _ = built
@@ -245,6 +294,7 @@ def test_lock_lists_exactly_what_the_layer_holds(built):
 
 
 # --- determinism and limits ------------------------------------------------------------------------------
+
 
 def test_two_builds_give_the_same_sha256(built, second_build):
     result, _ = built
@@ -280,11 +330,13 @@ def test_check_build_uses_injected_limits(built):
 
 # --- the import proof --------------------------------------------------------------------------------------
 
+
 def test_every_module_imports_in_a_clean_interpreter(built):
     result, messages = built
     assert result.verification.status == "verified", result.verification.summary()
     assert {"attr", "attrs", "requests", "simplejson", "aws_xray_sdk", "urllib3"} <= set(
-        result.verification.modules)
+        result.verification.modules
+    )
     assert any(message.startswith("[6/6]") for message in messages)
 
 
@@ -298,10 +350,17 @@ def test_smoke_statements_from_layer_toml_run_in_the_proof(built):
 
 def test_a_failing_smoke_statement_fails_the_proof(built):
     result, _ = built
-    smoke = ("import simplejson; assert simplejson.loads('[1]') == [2]", "import requests",
-             "import no_such_module_in_the_layer")
-    verification = verify_layer(site_of(result), Target.parse(HERE_RUNTIME, host_arch()),
-                                smoke=smoke, skip=tuple(result.verification.modules))
+    smoke = (
+        "import simplejson; assert simplejson.loads('[1]') == [2]",
+        "import requests",
+        "import no_such_module_in_the_layer",
+    )
+    verification = verify_layer(
+        site_of(result),
+        Target.parse(HERE_RUNTIME, host_arch()),
+        smoke=smoke,
+        skip=tuple(result.verification.modules),
+    )
     assert verification.status == "failed" and verification.failures == {}
     assert list(verification.smoke_failures) == [smoke[0], smoke[2]]
     assert verification.smoke_failures[smoke[0]] == "AssertionError"
@@ -312,11 +371,14 @@ def test_a_failing_smoke_statement_fails_the_proof(built):
         check_build(failed)
 
 
-@pytest.mark.parametrize(("smoke", "message"), [
-    ("'import os'", "smoke must be a list"),
-    ("['import os', '']", "smoke must be a list"),
-    ("['import os', 'def (']", "is not valid Python"),
-])
+@pytest.mark.parametrize(
+    ("smoke", "message"),
+    [
+        ("'import os'", "smoke must be a list"),
+        ("['import os', '']", "smoke must be a list"),
+        ("['import os', 'def (']", "is not valid Python"),
+    ],
+)
 def test_bad_smoke_settings_are_usage_errors(tmp_path, smoke, message):
     (tmp_path / "requirements.txt").write_text("attrs\n")
     (tmp_path / "layer.toml").write_text(f"[layer]\nsmoke = {smoke}\n")
@@ -359,13 +421,17 @@ def test_find_interpreter_checks_the_version():
 
 # --- bad input ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("files", "message"), [
-    ({}, "no requirements.txt"),
-    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nrutime = 'x'\n"}, "unknown key"),
-    ({"requirements.txt": "attrs\n", "layer.toml": "[layer\n"}, "not valid TOML"),
-    ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nruntime = 'py2'\n"}, "unsupported runtime"),
-    ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, "pip could not install"),
-])
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "no requirements.txt"),
+        ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nrutime = 'x'\n"}, "unknown key"),
+        ({"requirements.txt": "attrs\n", "layer.toml": "[layer\n"}, "not valid TOML"),
+        ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nruntime = 'py2'\n"}, "unsupported runtime"),
+        ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, "pip could not install"),
+    ],
+)
 def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path, capsys, files, message):
     source = tmp_path / "layer"
     source.mkdir()
@@ -399,6 +465,7 @@ def test_help_describes_the_command(capsys):
 
 # --- the deterministic zip -------------------------------------------------------------------------------
 
+
 def test_write_deterministic_zip_ignores_time_permissions_and_bytecode(tmp_path):
     def tree(root: Path, mode: int, mtime: int) -> Path:
         (root / "pkg" / "__pycache__").mkdir(parents=True)
@@ -429,13 +496,22 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "makenaide-core-
 def test_example_settings():
     settings = load_settings(EXAMPLE)
     assert (settings.name, settings.target.runtime, settings.target.arch) == (
-        "makenaide-core-layer", "python3.11", "x86_64")
+        "makenaide-core-layer",
+        "python3.11",
+        "x86_64",
+    )
     lines = settings.requirements.read_text().splitlines()
     names = {line.split(">")[0].split("=")[0].strip() for line in lines if line and not line.startswith("#")}
     assert names == {"psycopg2-binary", "requests", "pyupbit"}
     smoke = "\n".join(settings.smoke)
-    for wanted in ("pandas.DataFrame({'a': [1, 2]}).rolling(2).mean()", "numpy.linalg.norm([3, 4])",
-                   "import pyupbit", "import psycopg2.extras", "import requests", "from numpy import *"):
+    for wanted in (
+        "pandas.DataFrame({'a': [1, 2]}).rolling(2).mean()",
+        "numpy.linalg.norm([3, 4])",
+        "import pyupbit",
+        "import psycopg2.extras",
+        "import requests",
+        "from numpy import *",
+    ):
         assert wanted in smoke
 
 
@@ -454,8 +530,11 @@ def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
 
     template = EXAMPLE / "template.yaml"
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    done = subprocess.run([str(cfn_lint), "--append-rules", "cfn_lint_serverless.rules", "--", str(template)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(cfn_lint), "--append-rules", "cfn_lint_serverless.rules", "--", str(template)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     parsed = yaml_parse(template.read_text())
@@ -491,3 +570,35 @@ def test_docstrings_are_emptied_except_in_kept_packages(tmp_path):
     (untouched / "plain").mkdir(parents=True)
     (untouched / "plain" / "__init__.py").write_text('def f():\n    """Kept."""\n')
     assert "docstrings" not in slim(untouched, strip_symbols=False)
+
+
+def test_bytecode_is_compiled_for_the_runtime_reproducibly_and_used(tmp_path):
+    import subprocess
+    import zipfile
+
+    from leanlambda.bytecode import LAYER_PYTHON_ROOT, compile_tree
+    from leanlambda.ziputil import write_deterministic_zip
+
+    digests = []
+    for attempt in ("a", "b"):
+        site = tmp_path / attempt / "python"
+        (site / "pkg").mkdir(parents=True)
+        (site / "pkg" / "__init__.py").write_text("def answer():\n    return 42\n")
+        compile_tree(site, "3.11", LAYER_PYTHON_ROOT)
+        digests.append(
+            write_deterministic_zip(site.parent, tmp_path / f"{attempt}.zip", keep_bytecode=True)[1]
+        )
+    assert digests[0] == digests[1]
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        assert "python/pkg/__pycache__/__init__.cpython-311.pyc" in archive.namelist()
+    # Unchecked bytecode is used even when the source no longer matches it, as after unzipping.
+    (tmp_path / "a" / "python" / "pkg" / "__init__.py").write_text(
+        "raise SystemExit('source was compiled')\n"
+    )
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); import pkg; print(pkg.answer())"
+    result = subprocess.run(
+        ["python3.11", "-I", "-B", "-c", probe, str(tmp_path / "a" / "python")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "42", result.stderr

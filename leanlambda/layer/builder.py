@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from leanlambda.bytecode import LAYER_PYTHON_ROOT, compile_tree
 from leanlambda.errors import CheckFailed, UsageError
 from leanlambda.layer.install import (
     Dist,
@@ -150,11 +151,16 @@ def build_layer(settings: LayerSettings, out_dir: Path | None = None, keep_runti
         )
         progress(f"[3/{STEPS}] slimmed {mb(sum(saved.values()))}: "
                  + (", ".join(f"{category} {mb(size)}" for category, size in saved.items()) or "nothing"))
+        if settings.bytecode:
+            progress(f"[3/{STEPS}] compiling bytecode with Python {target.python_version}")
+            compile_tree(site, target.python_version, LAYER_PYTHON_ROOT)
         (scratch / LAYER_TREE / LOCK_FILE).write_text(
             lock_text(target, kept, dropped, keep_runtime_provided), encoding="utf-8")
         zip_path = scratch / f"{settings.name}.zip"
         progress(f"[4/{STEPS}] writing deterministic zip {out_dir / zip_path.name}")
-        zipped, sha256 = write_deterministic_zip(scratch / LAYER_TREE, zip_path)
+        zipped, sha256 = write_deterministic_zip(
+            scratch / LAYER_TREE, zip_path, keep_bytecode=settings.bytecode
+        )
         unzipped = _tree_bytes(scratch / LAYER_TREE)
         progress(f"[5/{STEPS}] sizes: {mb(unzipped)} unzipped, {mb(zipped)} zipped")
         result = LayerBuild(

@@ -9,6 +9,7 @@ layer.toml (all keys optional):
     skip_imports = []                # top-level modules the import proof must not try
     strip_docstrings = false         # empty the docstrings of the layer's Python (lines kept)
     keep_docstrings = []             # top-level packages that read docstrings at run time
+    bytecode = false                 # ship bytecode compiled by the runtime's Python
     smoke = [                        # Python statements the proof also runs, each in its own
         "import pandas; pandas.DataFrame({'a': [1, 2]}).rolling(2).mean()",  # clean interpreter
     ]
@@ -18,7 +19,9 @@ does not import.
 
 strip_docstrings is opt-in because some libraries read docstrings at run time (numpy.ma rewrites numpy's
 at import; PLY takes grammar rules from them): list those in keep_docstrings, and let the import proof
-and the smoke statements show that nothing else does.
+and the smoke statements show that nothing else does. bytecode trades size for cold-start time: /opt is
+read-only on Lambda, so without it every cold start compiles what it imports (measured in the README of
+examples/makenaide-core-layer).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from leanlambda.layer.target import DEFAULT_ARCH, DEFAULT_RUNTIME, Target
 REQUIREMENTS_FILE = "requirements.txt"
 SETTINGS_FILE = "layer.toml"
 KNOWN_KEYS = frozenset(
-    {"name", "runtime", "architecture", "skip_imports", "smoke", "strip_docstrings", "keep_docstrings"}
+    {"name", "runtime", "architecture", "skip_imports", "smoke", "strip_docstrings", "keep_docstrings",
+     "bytecode"}
 )
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,139}$")
 
@@ -49,6 +53,7 @@ class LayerSettings:
     smoke: tuple[str, ...] = ()
     strip_docstrings: bool = False
     keep_docstrings: tuple[str, ...] = ()
+    bytecode: bool = False
 
 
 def _read_toml(path: Path) -> dict:
@@ -83,9 +88,9 @@ def load_settings(layer_dir: Path, runtime: str | None = None, arch: str | None 
     if not isinstance(skip, list) or not all(isinstance(item, str) for item in skip):
         raise UsageError(f"{toml_path}: skip_imports must be a list of module names")
     smoke = _smoke_statements(table.get("smoke", []), toml_path)
-    strip_docstrings = table.get("strip_docstrings", False)
-    if not isinstance(strip_docstrings, bool):
-        raise UsageError(f"{toml_path}: strip_docstrings must be true or false")
+    strip_docstrings, bytecode = table.get("strip_docstrings", False), table.get("bytecode", False)
+    if not isinstance(strip_docstrings, bool) or not isinstance(bytecode, bool):
+        raise UsageError(f"{toml_path}: strip_docstrings and bytecode must be true or false")
     keep_docstrings = table.get("keep_docstrings", [])
     if not isinstance(keep_docstrings, list) or not all(isinstance(item, str) for item in keep_docstrings):
         raise UsageError(f"{toml_path}: keep_docstrings must be a list of top-level package names")
@@ -94,7 +99,8 @@ def load_settings(layer_dir: Path, runtime: str | None = None, arch: str | None 
         arch or str(table.get("architecture", DEFAULT_ARCH)),
     )
     return LayerSettings(
-        name, layer_dir, requirements, target, tuple(skip), smoke, strip_docstrings, tuple(keep_docstrings)
+        name, layer_dir, requirements, target, tuple(skip), smoke, strip_docstrings, tuple(keep_docstrings),
+        bytecode,
     )
 
 
