@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from leanlambda.errors import UsageError
-from leanlambda.layer.verify import find_interpreter
+from leanlambda.interpreters import find_interpreter
 
 FUNCTION_ROOT = "/var/task"
 LAYER_PYTHON_ROOT = "/opt/python"

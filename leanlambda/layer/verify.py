@@ -13,24 +13,20 @@ runs, the same way, in its own clean interpreter, and one that raises fails the 
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leanlambda.interpreters import find_interpreter
 from leanlambda.layer.target import Target, host_arch
 
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
-PYENV_GLOB = "~/.pyenv/versions/{version}*/bin/python{version}"
 IMPORT_TIMEOUT_S = 120
-PROBE_TIMEOUT_S = 20
 MAX_WORKERS = 8
 NOT_MODULES = frozenset({"bin", "__pycache__"})
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning): \S")
@@ -74,25 +70,6 @@ class Verification:
                              f"{listed}")
             return "FAILED: " + "; ".join(parts)
         return f"built but not verified: {self.reason}"
-
-
-def _version_of(python: str) -> str | None:
-    try:
-        done = subprocess.run([python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def find_interpreter(version: str) -> str | None:
-    """An interpreter of Python `version` ('3.11'): this one, pythonX.Y on PATH, or a pyenv install."""
-    candidates = [sys.executable, shutil.which(f"python{version}")]
-    candidates += sorted(glob.glob(os.path.expanduser(PYENV_GLOB.format(version=version))))
-    for candidate in candidates:
-        if candidate and _version_of(candidate) == version:
-            return candidate
-    return None
 
 
 def top_level_modules(site: Path) -> list[str]:

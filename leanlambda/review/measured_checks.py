@@ -13,16 +13,24 @@ from leanlambda.review.model import FAIL, PASS, SKIP, CheckResult, ReviewContext
 COLD_START_BUDGET_MS = 100.0  # DESIGN section 4; Lambda's own hello world inits in ~80 ms
 MEMORY_BUDGET_FRACTION = 0.30  # of MemorySize: room for the data a real run holds
 DEFAULT_LAYER_DIR = "layer"  # FUNCTION_DIR/layer, when --layer is not given
+BUILT_LAYER = ("build", "layer")  # what `leanlambda layer LAYER_DIR` writes under LAYER_DIR
 EVENTS_DIR = "events"
 
 
 def function_layers(ctx: ReviewContext) -> tuple[list[Path], str]:
-    """The layer to measure with: --layer, else FUNCTION_DIR/layer, else none (said in the detail)."""
+    """The layer to measure with: --layer, else FUNCTION_DIR/layer, else the built layer named in the
+    answers (a sibling folder ``<layer_name>/build/layer``, as `leanlambda layer` writes it), else none
+    (said in the detail)."""
     if ctx.options.layers:
         return list(ctx.options.layers), "with " + ", ".join(str(p) for p in ctx.options.layers)
     local = ctx.function.root / DEFAULT_LAYER_DIR
     if local.is_dir():
         return [local], f"with {local}"
+    layer_name = ctx.function.answers.get("layer_name")
+    if isinstance(layer_name, str) and layer_name:
+        sibling = ctx.function.root.parent / layer_name / Path(*BUILT_LAYER)
+        if sibling.is_dir():
+            return [sibling], f"with the built {layer_name} ({sibling})"
     return [], "no layer found (none given with --layer): src/ and the runtime's boto3 only"
 
 
