@@ -33,10 +33,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m "not reliability"
 
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -q -m reliability
+	HYPOTHESIS_PROFILE=reliability $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q \
+		-m "reliability or slow" tests/test_reliability_faults.py tests/test_reliability_load.py \
+		tests/test_property_bake.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --markdown docs/benchmarks.md

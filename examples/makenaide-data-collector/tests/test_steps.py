@@ -271,8 +271,14 @@ def test_every_ticker_failing_fails_the_step(database, fake_upbit):
     result = handler.lambda_handler({}, Context())
 
     assert result["ok"] is False
-    collect = next(s for s in result["steps"] if s["name"] == "collect")
-    assert collect["error"].startswith("RuntimeError: all 3 tickers failed; first: KRW-BTC: UpbitError")
+    check = next(s for s in result["steps"] if s["name"] == "check_progress")
+    assert check["status"] == "failed"
+    assert check["error"].startswith("RuntimeError: all 3 tickers failed (listed in collect's result);"
+                                     " first: KRW-BTC: UpbitError")
+    found = collect_result(result)  # no ticker is lost: each is listed with its reason
+    assert [item["ticker"] for item in found["failed"]] == ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
+    assert all(item["reason"].startswith("UpbitError: ") for item in found["failed"])
+    assert found["collected"] == 0 and found["deferred"] == []
 
 
 def _terminate_during_writes(monkeypatch, database_url, ticker, times):
@@ -364,10 +370,15 @@ def test_the_sample_events_are_accepted(database, fake_upbit):
     [
         ({"tickers": "KRW-BTC"}, "'tickers' must be a non-empty list"),
         ({"tickers": []}, "'tickers' must be a non-empty list"),
-        ({"tickers": ["KRW-BTC", "krw btc"]}, "not market codes: krw btc"),
+        ({"tickers": ["KRW-BTC", "krw btc"]}, "'tickers' holds entries that are not market codes: 'krw btc'"),
+        ({"tickers": ["KRW-" + "Z" * 1_000_000]}, "not market codes: 'KRW-ZZZZZZZZZZZZZZZZZZZZZZZ...ZZZZ"),
+        ({"tickers": ["a", "b", "c", "d", "e"]}, "market codes: 'a', 'b', 'c' and 2 more"),
+        ({"tickers": ["KRW-BTC"] * 100_000}, "'tickers' holds 100000 entries, at most 1000 are allowed"),
+        ({"tickers": [1] * 100_000}, "'tickers' holds 100000 entries"),
     ],
 )
 def test_bad_events_are_rejected(event, message, lambda_context):
     result = handler.lambda_handler(event, lambda_context)
     assert result["ok"] is False
     assert message in result["error"]
+    assert len(result["error"]) < 250  # a huge value is shown as a short repr

@@ -248,10 +248,14 @@ def test_the_sample_events_are_accepted(empty_db, lambda_context):
     ("event", "message"),
     [
         ({"validate_only": "yes"}, "'validate_only' must be true or false"),
-        ({"validate": True}, "unknown field(s) validate"),
+        ({"validate": True}, "unknown field(s) 'validate'; only 'validate_only' is accepted"),
+        ({"validate_only": "Y" * 1_000_000}, "'validate_only' must be true or false, not 'YYYY"),
+        ({"X" * 1_000_000: 1}, "unknown field(s) 'XXXXXXXXXXXXXXXXXXXXXXXXXXX...XX"),
+        ({f"k{n}": 1 for n in range(10)}, "unknown field(s) 'k0', 'k1', 'k2', 'k3', 'k4' and 5 more;"),
     ],
 )
 def test_bad_events_are_rejected(event, message, lambda_context):
     result = handler.lambda_handler(event, lambda_context)
     assert result["ok"] is False
     assert result["error"].startswith(f"invalid event: {message}")
+    assert len(result["error"]) < 250  # a huge value is shown as a short repr

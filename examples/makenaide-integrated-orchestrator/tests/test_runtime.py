@@ -248,6 +248,20 @@ def test_a_failed_critical_step_stops_the_run_and_compensates(clock):
     assert result.to_dict()["ok"] is False
 
 
+def test_a_failed_undo_is_reported_in_the_result(clock):
+    def fail(run):
+        raise RuntimeError("launch failed")
+
+    def cannot_stop(run):
+        raise ConnectionError("stop refused")
+
+    steps = [Step("start", lambda run: "i-123", compensate=cannot_stop), Step("launch", fail)]
+    result, _ = _run(steps, clock)
+    assert result.compensated == []
+    failed = [{"step": "start", "error": "ConnectionError: stop refused"}]
+    assert result.to_dict()["compensation_failed"] == failed
+
+
 def test_a_step_may_skip_itself(clock):
     def nothing_to_do(run):
         raise SkipStep("no new candles")

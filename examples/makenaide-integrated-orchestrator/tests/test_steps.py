@@ -177,6 +177,13 @@ def test_configuration_is_validated_with_a_clear_error(name, value, message):
     assert "my-password" not in str(raised.value)  # a misplaced secret is not echoed
 
 
+def test_a_huge_configuration_value_is_not_echoed():
+    with pytest.raises(steps.InvalidEvent) as raised:
+        steps.load_config({**VALID_ENV, "INSTANCE_ID": "i-" + "z" * 1_000_000})
+    assert len(str(raised.value)) < 200
+    assert "INSTANCE_ID='i-zzz" in str(raised.value)
+
+
 def test_a_valid_configuration_is_read():
     config = steps.load_config(VALID_ENV)
     assert (config.instance_id, config.db_identifier) == (VALID_ENV["INSTANCE_ID"], DB_ID)
@@ -198,6 +205,7 @@ def test_a_misconfigured_function_answers_with_the_error_and_touches_nothing(acc
         ({"items": [1]}, "expected a schedule event"),
         ({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}, "needs a 'detail'"),
         ({"source": "aws.ec2", "detail": {"instance-id": 5}}, "detail.instance-id"),
+        ({"source": "aws.ec2", "detail-type": "X" * 100_000}, "X...X"),
     ],
 )
 def test_malformed_events_are_rejected(monkeypatch, event, message):
@@ -206,6 +214,7 @@ def test_malformed_events_are_rejected(monkeypatch, event, message):
     result = invoke(event)
     assert result["ok"] is False
     assert message in result["error"]
+    assert len(result["error"]) < 200  # a huge value is shown as a short repr
 
 
 @pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda p: p.name)
@@ -254,6 +263,13 @@ RUN_DONE = {steps.TAG_CYCLE: _ago(60), steps.TAG_LAUNCHED: _ago(50), steps.TAG_S
         ("available", "running", 5, RUN_DONE | {steps.TAG_STARTED: _ago(5)}, steps.NONE),  # manual start
         ("stopped", "stopped", None, {**RUN_DONE, steps.TAG_CYCLE: _ago(215)}, steps.START_RDS),  # next cycle
         ("available", "terminated", None, IN_A_RUN, steps.NONE),
+        # a launch claimed but never sent (its pass failed and could not stop the instance)
+        ("available", "running", 20, {steps.TAG_CYCLE: _ago(25), steps.TAG_LAUNCHED: _ago(19),
+                                      steps.TAG_LAUNCH_STATUS: "claimed"}, steps.STOP_INSTANCE),
+        ("available", "running", 2, {steps.TAG_CYCLE: _ago(6), steps.TAG_LAUNCHED: _ago(1),
+                                     steps.TAG_LAUNCH_STATUS: "claimed"}, steps.NONE),  # being sent
+        ("available", "running", 20, {steps.TAG_CYCLE: _ago(25), steps.TAG_LAUNCHED: _ago(19),
+                                      steps.TAG_LAUNCH_STATUS: "sent"}, steps.NONE),
     ],
 )
 def test_decide(rds, instance, booted_min_ago, tags, expected):
@@ -395,6 +411,22 @@ def test_savings_are_counted_only_from_observed_stops(account, clock, emf_lines)
 # --- faults ---------------------------------------------------------------------------------------
 
 
+def _fail(service: str, operation: str, code: str, times: int | None = None):
+    """Make the orchestrator's cached ``service`` client fail ``operation`` with ``code``."""
+    from botocore.exceptions import ClientError
+
+    calls = {"n": 0}
+
+    def fail(**_kwargs):
+        calls["n"] += 1
+        if times is None or calls["n"] <= times:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+    client = handler.get_orchestrator().clients.get(service)
+    client.meta.events.register(f"before-call.{service}.{operation}", fail)
+    return calls
+
+
 def _fail_ssm(code: str, times: int | None = None):
     """Make the orchestrator's cached SSM client fail SendCommand with ``code``."""
     from botocore.exceptions import ClientError
@@ -437,6 +469,131 @@ def test_a_failed_launch_stops_the_instance_it_started(account, clock, emf_lines
     assert account.states() == ("stopped", "stopped")
     clock.at(240)
     assert action(invoke(account.tick(clock))) == steps.START_RDS
+
+
+def test_a_start_that_cannot_be_recorded_is_stopped_again(account, clock, emf_lines):
+    clock.at(0)
+    invoke(account.tick(clock))  # RDS started
+    clock.at(5)
+    emf_lines()
+    tags = _fail("ec2", "CreateTags", "ThrottlingException", times=1)
+    result = invoke({})
+
+    assert action(result) == steps.START_INSTANCE
+    failed = step(result, "start_instance")
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("StartUndone: recording the start failed (ClientError: ")
+    assert "ThrottlingException" in failed["error"] and "the instance was stopped again" in failed["error"]
+    assert tags["n"] == 1
+    assert account.states() == ("available", "stopped")
+    assert steps.TAG_STARTED not in account.tags()
+    assert "DailyCostSavings" not in json.dumps(emf_lines())  # an undone start saves nothing
+    # The next pass starts it again, records the start and the run goes on.
+    clock.at(6)
+    again = invoke(account.ec2_event("stopped"))
+    assert again["ok"] is True, again
+    assert action(again) == steps.START_INSTANCE
+    assert account.states() == ("available", "running")
+    assert steps.TAG_STARTED in account.tags()
+
+
+def test_a_database_start_that_cannot_be_recorded_counts_no_savings_later(account, clock, emf_lines):
+    from botocore.exceptions import ClientError
+
+    def fail_clearing_the_rds_stop(params, **_kwargs):
+        if any(tag["Key"] == steps.TAG_RDS_STOPPED and not tag["Value"] for tag in params["Tags"]):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "CreateTags")
+
+    an_hour_ago = (clock.now - timedelta(minutes=60)).isoformat()
+    account.ec2.create_tags(  # RDS was observed stopped an hour ago
+        Resources=[account.instance_id], Tags=[{"Key": steps.TAG_RDS_STOPPED, "Value": an_hour_ago}]
+    )
+    ec2 = handler.get_orchestrator().clients.get("ec2")
+    ec2.meta.events.register("before-parameter-build.ec2.CreateTags", fail_clearing_the_rds_stop)
+    clock.at(0)
+    emf_lines()
+    result = invoke(account.tick(clock))  # starts RDS; clearing its stop record fails
+    assert action(result) == steps.START_RDS
+    assert step(result, "start_rds")["status"] == "failed"
+    assert "savings" not in step(result, "report")["result"]
+    assert "DailyCostSavings" not in json.dumps(emf_lines())
+    assert account.tags()[steps.TAG_RDS_STOPPED] == an_hour_ago  # left behind
+    ec2.meta.events.unregister("before-parameter-build.ec2.CreateTags", fail_clearing_the_rds_stop)
+
+    clock.at(6)
+    result = invoke(account.rds_event("RDS-EVENT-0088"))  # RDS seen available: the stale record goes
+    assert step(result, "record")["result"] == {steps.TAG_RDS_STOPPED: ""}
+    assert account.tags()[steps.TAG_RDS_STOPPED] == ""
+    assert action(result) == steps.START_INSTANCE
+
+
+def test_a_start_whose_undo_fails_too_names_both_and_a_later_pass_launches(account, clock):
+    clock.at(0)
+    invoke(account.tick(clock))
+    clock.at(5)
+    _fail("ec2", "CreateTags", "AccessDeniedException", times=1)
+    _fail("ec2", "StopInstances", "InternalFailure", times=1)
+    result = invoke({})
+
+    error = step(result, "start_instance")["error"]
+    assert "AccessDeniedException" in error and "stopping the instance again failed too" in error
+    assert "InternalFailure" in error
+    assert account.states() == ("available", "running")
+    clock.at(6)  # the instance's "running" event: the run goes on with it
+    assert action(invoke(account.ec2_event("running"))) == steps.LAUNCH
+    assert len(account.commands()) == 1
+
+
+def test_a_send_command_timeout_is_reported_as_a_timeout(account, clock):
+    from botocore.exceptions import ReadTimeoutError
+
+    _to_running_unlaunched(account, clock)
+    clock.at(6)
+
+    def timeout(request, **_kwargs):
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    ssm = handler.get_orchestrator().clients.get("ssm")
+    ssm.meta.events.register("before-send.ssm.SendCommand", timeout)
+    result = invoke(account.ec2_event("running"))
+
+    error = step(result, "launch_app")["error"]
+    assert error.startswith("ReadTimeoutError: Read timeout on endpoint URL"), error
+    assert "AttributeError" not in json.dumps(result)
+    assert result["compensated"] == ["claim_launch"]
+    assert account.states() == ("available", "stopped")
+
+
+def test_error_code_reads_client_errors_and_tolerates_responseless_errors():
+    from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+
+    assert steps._error_code(ClientError({"Error": {"Code": "InvalidInstanceId"}}, "SendCommand")) == (
+        "InvalidInstanceId"
+    )
+    assert steps._error_code(ReadTimeoutError(endpoint_url="https://ssm")) == ""
+    assert steps._error_code(ConnectTimeoutError(endpoint_url="https://ssm")) == ""
+    assert steps._error_code(ValueError("x")) == ""
+
+
+def test_a_launch_whose_undo_failed_is_stopped_once_the_claim_is_stale(account, clock):
+    _to_running_unlaunched(account, clock)
+    clock.at(6)
+    _fail_ssm("AccessDeniedException")
+    _fail("ec2", "StopInstances", "ThrottlingException", times=1)
+    result = invoke(account.ec2_event("running"))
+    assert step(result, "launch_app")["status"] == "failed"
+    assert "compensated" not in result  # the stop failed: nothing was undone
+    assert account.states() == ("available", "running")
+    assert account.tags()[steps.TAG_LAUNCH_STATUS] == "claimed"
+
+    clock.at(6 + steps.STALE_CLAIM_MINUTES - 1)
+    assert action(invoke({})) == steps.NONE  # perhaps still being sent
+    clock.at(6 + steps.STALE_CLAIM_MINUTES + 1)
+    result = invoke({})
+    assert action(result) == steps.STOP_INSTANCE
+    assert "never sent" in step(result, "stop_overrun_instance")["result"]["reason"]
+    assert account.states() == ("available", "stopped")
+    assert not account.commands()
 
 
 def test_send_command_is_retried_while_the_ssm_agent_registers(account, clock, monkeypatch):

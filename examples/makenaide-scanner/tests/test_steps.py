@@ -272,14 +272,19 @@ def test_the_sample_events_are_accepted(database, upbit_api, lambda_context):
     [
         ({"force": "yes"}, "'force' must be true or false"),
         ({"blacklist": "KRW-BTC"}, "'blacklist' must be a list"),
-        ({"blacklist": ["BTC-ETH"]}, "not KRW market codes: BTC-ETH"),
+        ({"blacklist": ["BTC-ETH"]}, "'blacklist' holds entries that are not KRW market codes: 'BTC-ETH'"),
         ({"blacklist": ["KRW-X'; DROP TABLE tickers; --"]}, "not KRW market codes"),
+        ({"blacklist": [1, 2]}, "'blacklist' must be a list of market codes"),
+        ({"blacklist": ["KRW-" + "Z" * 1_000_000]}, "not KRW market codes: 'KRW-ZZZZZZZZZZ"),
+        ({"blacklist": ["a", "b", "c", "d"]}, "codes: 'A', 'B', 'C' and 1 more"),
+        ({"blacklist": ["KRW-BTC"] * 100_000}, "'blacklist' holds 100000 entries, at most 500 are allowed"),
     ],
 )
 def test_bad_events_are_rejected(event, message, lambda_context):
     result = handler.lambda_handler(event, lambda_context)
     assert result["ok"] is False
     assert message in result["error"]
+    assert len(result["error"]) < 250  # a huge value is shown as a short repr
 
 
 SUBPROCESS_SCRIPT = """

@@ -6,7 +6,9 @@ min(days since the latest + 5, 30); 200 four-hour candles), compute the indicato
 columns, and upsert everything in one transaction of its own. A failed ticker is
 reported and loses only its own batch, which the next run fetches again; when the
 deadline is near, the remaining tickers are reported as deferred. Tickers are taken
-stalest first, so deferred ones lead the next run.
+stalest first, so deferred ones lead the next run. Every ticker of the run is in the
+result, collected, failed or deferred, even when all of them failed (``check_progress``
+then fails the run).
 
 pyupbit (and with it pandas and numpy) is imported inside the collect step only.
 """
@@ -39,6 +41,11 @@ FOUR_HOUR_COUNT = 200
 HISTORY_ROWS = 260
 """Stored daily rows read back so ma_200 and RSI of new rows see the ticker's history."""
 MAX_TICKERS = 1_000
+"""Entries the event's 'tickers' may hold, counted before anything else is done."""
+SHOWN_CHARS = 60
+"""A value from the event appears in an error as a repr of at most this length."""
+MAX_SHOWN = 3
+"""Bad entries named in an error; the rest are counted."""
 TICKER_PATTERN = re.compile(r"^[A-Z]{2,5}-[A-Z0-9]{1,15}$")
 
 SELECT_BUDGET_MS = 10_000
@@ -74,6 +81,15 @@ class InvalidEvent(ValueError):
     """The event cannot be processed; the caller gets a clear error result."""
 
 
+def _shown(value: Any) -> str:
+    """A short repr of a value from the event, for an error message (never the whole of a huge input)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = SHOWN_CHARS
+    return shortener.repr(value)
+
+
 class Request:
     __slots__ = ("tickers",)
 
@@ -86,13 +102,16 @@ def parse_event(event: dict[str, Any]) -> Request:
     if "tickers" not in event:
         return Request(tickers=None)
     tickers = event["tickers"]
+    if isinstance(tickers, list) and len(tickers) > MAX_TICKERS:
+        raise InvalidEvent(f"'tickers' holds {len(tickers)} entries, at most {MAX_TICKERS} are allowed")
     if not isinstance(tickers, list) or not tickers or not all(isinstance(t, str) for t in tickers):
         raise InvalidEvent("'tickers' must be a non-empty list of market codes such as \"KRW-BTC\"")
-    if len(tickers) > MAX_TICKERS:
-        raise InvalidEvent(f"'tickers' holds {len(tickers)} entries, at most {MAX_TICKERS} are allowed")
     bad = [t for t in tickers if not TICKER_PATTERN.match(t)]
     if bad:
-        raise InvalidEvent(f"not market codes: {', '.join(bad[:5])}")
+        shown = ", ".join(_shown(t) for t in bad[:MAX_SHOWN])
+        if len(bad) > MAX_SHOWN:
+            shown += f" and {len(bad) - MAX_SHOWN} more"
+        raise InvalidEvent(f"'tickers' holds entries that are not market codes: {shown}")
     return Request(tickers=tuple(dict.fromkeys(tickers)))
 
 
@@ -282,9 +301,6 @@ def collect(run: RunContext) -> dict[str, Any]:
     run.metrics.add("DeferredTickers", len(deferred))
     run.metrics.add("DailyRowsWritten", daily_written)
     run.metrics.add("FourHourRowsWritten", four_hour_written)
-    if failed and not collected and not deferred:
-        first = failed[0]
-        raise RuntimeError(f"all {len(failed)} tickers failed; first: {first['ticker']}: {first['reason']}")
     return {
         "collected": len(collected),
         "daily_rows": daily_written,
@@ -295,8 +311,26 @@ def collect(run: RunContext) -> dict[str, Any]:
     }
 
 
+def check_progress(run: RunContext) -> dict[str, int]:
+    """Fail the run when every ticker failed; collect's result still lists each of them."""
+    from .pipeline import SkipStep
+
+    found = run.results.get("collect")
+    if found is None:
+        raise SkipStep("nothing was collected")
+    failed = found["failed"]
+    if failed and not found["collected"] and not found["deferred"]:
+        first = failed[0]
+        raise RuntimeError(
+            f"all {len(failed)} tickers failed (listed in collect's result);"
+            f" first: {first['ticker']}: {first['reason']}"
+        )
+    return {"collected": found["collected"], "failed": len(failed), "deferred": len(found["deferred"])}
+
+
 def build_steps(request: Request) -> list[Step]:
     return [
         Step("select_tickers", select_tickers, budget_ms=SELECT_BUDGET_MS),
         Step("collect", collect, budget_ms=TICKER_RESERVE_MS),
+        Step("check_progress", check_progress, critical=False, budget_ms=0),
     ]

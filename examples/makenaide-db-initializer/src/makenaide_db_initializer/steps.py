@@ -29,10 +29,23 @@ APPLY_BUDGET_MS = 60_000
 VALIDATE_BUDGET_MS = 15_000
 WORST_CASE_SECONDS = 90
 """Connect (5 s, twice), the DDL transaction (its lock and statement timeouts) and validation."""
+SHOWN_CHARS = 60
+"""A value from the event appears in an error as a repr of at most this length."""
+MAX_FIELDS_SHOWN = 5
+"""Unknown fields named in an error; the rest are counted."""
 
 
 class InvalidEvent(ValueError):
     """The event cannot be processed; the caller gets a clear error result."""
+
+
+def _shown(value: Any) -> str:
+    """A short repr of a value from the event, for an error message (never the whole of a huge input)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = SHOWN_CHARS
+    return shortener.repr(value)
 
 
 class SchemaInvalid(RuntimeError):
@@ -166,12 +179,15 @@ class Request:
 
 
 def parse_event(event: dict[str, Any]) -> Request:
-    unknown = sorted(set(event) - {"validate_only"})
+    unknown = sorted((name for name in event if name != "validate_only"), key=str)
     if unknown:
-        raise InvalidEvent(f"unknown field(s) {', '.join(unknown)}; only 'validate_only' is accepted")
+        shown = ", ".join(_shown(name) for name in unknown[:MAX_FIELDS_SHOWN])
+        if len(unknown) > MAX_FIELDS_SHOWN:
+            shown += f" and {len(unknown) - MAX_FIELDS_SHOWN} more"
+        raise InvalidEvent(f"unknown field(s) {shown}; only 'validate_only' is accepted")
     validate_only = event.get("validate_only", False)
     if not isinstance(validate_only, bool):
-        raise InvalidEvent("'validate_only' must be true or false")
+        raise InvalidEvent(f"'validate_only' must be true or false, not {_shown(validate_only)}")
     return Request(validate_only=validate_only)
 
 

@@ -18,6 +18,9 @@ instance               RDS                                 next step
 =====================  ==================================  ===================================
 running, over          any                                 stop the instance (MaxRunMinutes)
 MaxRunMinutes
+running, launch        any                                 stop the instance (the launch failed
+claimed but not sent                                       and so did its compensation)
+STALE_CLAIM_MINUTES
 running, launched      any                                 nothing: the app is running
 for this boot
 running, not launched  available / stopped / other         launch the app (SSM) / start RDS /
@@ -48,7 +51,9 @@ EventBridge's asynchronous invocations queue up (Lambda retries throttled ones) 
 racing between the read of the claim tag and its write.
 
 Safety: a launch that fails stops the instance it was meant for (the claim step's
-compensation); an instance running longer than MAX_RUN_MINUTES is stopped; every step
+compensation), and so does a start whose record (CreateTags) fails; a launch claimed but
+never sent (its pass failed, and so did the stop) is stopped by a later pass once the claim
+is STALE_CLAIM_MINUTES old; an instance running longer than MAX_RUN_MINUTES is stopped; every step
 declares its budget, and the executor skips a step when the Lambda deadline cannot cover it,
 so a pass never starts what it cannot finish. The DB password never leaves Secrets Manager:
 the SSM script passes the app the secret's ARN only, and the app reads the secret itself.
@@ -91,6 +96,8 @@ LAUNCH_STEP_BUDGET_MS = 1_000
 larger budget would fail the pass (instead of skipping) when no launch was claimed."""
 REPORT_BUDGET_MS = 100
 
+STALE_CLAIM_MINUTES = 5
+"""A claim still not "sent" after this long was abandoned: no pass takes more than the Timeout (60 s)."""
 DUE_SLACK_MINUTES = 30
 """A schedule tick a little early still starts the next cycle."""
 DEFAULT_RUN_INTERVAL_MINUTES = 240
@@ -111,6 +118,8 @@ INSTANCE_ID_RE = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 DB_IDENTIFIER_RE = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)")
 SECRET_ARN_RE = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+")
 APP_COMMAND_MAX = 4_096
+SHOWN_CHARS = 60
+"""Values from an event or the environment appear in an error as a repr of at most this length."""
 
 TAG_PREFIX = "makenaide:"
 TAG_CYCLE = "makenaide:cycle-at"
@@ -133,6 +142,19 @@ RDS_EVENT = "RDS DB Instance Event"
 
 class InvalidEvent(ValueError):
     """The event or the function's configuration cannot be processed; the caller gets a clear error."""
+
+
+class StartUndone(RuntimeError):
+    """The instance was started but its start could not be recorded, so it was stopped again."""
+
+
+def _shown(value: Any) -> str:
+    """A short repr of an outside value for an error message (never the whole of a huge input)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = SHOWN_CHARS
+    return shortener.repr(value)
 
 
 def utcnow() -> datetime:
@@ -166,9 +188,9 @@ def _price(environ: Mapping[str, str], name: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidEvent(f"{name}={raw!r} is not a number (USD per hour)") from None
+        raise InvalidEvent(f"{name}={_shown(raw)} is not a number (USD per hour)") from None
     if not math.isfinite(value) or value < 0:
-        raise InvalidEvent(f"{name}={raw!r} must be a finite price >= 0 (USD per hour)")
+        raise InvalidEvent(f"{name}={_shown(raw)} must be a finite price >= 0 (USD per hour)")
     return value
 
 
@@ -178,7 +200,9 @@ def _minutes(environ: Mapping[str, str], name: str, default: int | None = None) 
         return default
     raw = _required(environ, name)
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_RUN_MINUTES_LIMIT:
-        raise InvalidEvent(f"{name}={raw!r} must be whole minutes between 1 and {MAX_RUN_MINUTES_LIMIT}")
+        raise InvalidEvent(
+            f"{name}={_shown(raw)} must be whole minutes between 1 and {MAX_RUN_MINUTES_LIMIT}"
+        )
     return int(raw)
 
 
@@ -187,12 +211,12 @@ def load_config(environ: Mapping[str, str]) -> Config:
     instance_id = _required(environ, ENV_INSTANCE_ID)
     if not INSTANCE_ID_RE.fullmatch(instance_id):
         raise InvalidEvent(
-            f"{ENV_INSTANCE_ID}={instance_id!r} is not an EC2 instance id (i-0123456789abcdef0)"
+            f"{ENV_INSTANCE_ID}={_shown(instance_id)} is not an EC2 instance id (i-0123456789abcdef0)"
         )
     db_identifier = _required(environ, ENV_DB_IDENTIFIER)
     if not DB_IDENTIFIER_RE.fullmatch(db_identifier):
         raise InvalidEvent(
-            f"{ENV_DB_IDENTIFIER}={db_identifier!r} is not an RDS DB identifier "
+            f"{ENV_DB_IDENTIFIER}={_shown(db_identifier)} is not an RDS DB identifier "
             "(a letter, then up to 62 letters, digits or single hyphens)"
         )
     app_command = _required(environ, ENV_APP_COMMAND)
@@ -236,7 +260,7 @@ class Request:
 def _detail(event: dict[str, Any]) -> dict[str, Any]:
     detail = event.get("detail")
     if not isinstance(detail, dict):
-        raise InvalidEvent(f"a {event.get('detail-type')!r} event needs a 'detail' object")
+        raise InvalidEvent(f"a {_shown(event.get('detail-type'))} event needs a 'detail' object")
     return detail
 
 
@@ -347,6 +371,11 @@ def decide(observed: Observed, now: datetime, config: Config) -> Decision:
             reason = f"running {minutes} min, over MAX_RUN_MINUTES={config.max_run_minutes}"
             return Decision(STOP_INSTANCE, reason)
         if observed.launched_this_boot():
+            launched_at = observed.tag_time(TAG_LAUNCHED)
+            abandoned = now - launched_at > timedelta(minutes=STALE_CLAIM_MINUTES)
+            if observed.tags.get(TAG_LAUNCH_STATUS) == "claimed" and abandoned:
+                reason = f"the launch claimed at {_iso(launched_at)} was never sent (its pass failed)"
+                return Decision(STOP_INSTANCE, reason)
             return Decision(NONE, "the app is running (launched for this boot)")
         if not wanted:
             return Decision(NONE, "instance running outside a run: left alone (the max-run guard applies)")
@@ -398,14 +427,22 @@ def _tag(run: RunContext, tags: dict[str, str]) -> None:
 
 
 def record(run: RunContext) -> dict[str, str]:
-    """Write what this pass observed first: a resource seen stopped, a cycle that begins."""
+    """Write what this pass observed first: a resource seen stopped, a cycle that begins.
+
+    A stop record of a resource seen running again is cleared: its start was not recorded (the
+    start's CreateTags failed), and savings must not be counted later from that old stop.
+    """
     request: Request = run.request
     observed, now = request.observed, _iso(request.now)
     tags: dict[str, str] = {}
-    if observed.instance_state == "stopped" and not observed.tags.get(TAG_EC2_STOPPED):
-        tags[TAG_EC2_STOPPED] = now
-    if observed.rds_status == "stopped" and not observed.tags.get(TAG_RDS_STOPPED):
-        tags[TAG_RDS_STOPPED] = now
+    for tag, stopped in (
+        (TAG_EC2_STOPPED, observed.instance_state == "stopped"),
+        (TAG_RDS_STOPPED, observed.rds_status == "stopped"),
+    ):
+        if stopped and not observed.tags.get(tag):
+            tags[tag] = now
+        elif not stopped and observed.tags.get(tag):
+            tags[tag] = ""
     if request.decision.begin_cycle:
         tags[TAG_CYCLE] = now
     if not tags:
@@ -450,9 +487,9 @@ def stop_overrun_instance(run: RunContext) -> dict[str, str]:
 def start_rds(run: RunContext) -> dict[str, str]:
     _only(START_RDS)(run)
     request: Request = run.request
-    _count_savings(request, "rds", TAG_RDS_STOPPED, request.config.rds_price)
     run.clients.get("rds").start_db_instance(DBInstanceIdentifier=request.config.db_identifier)
     _tag(run, {TAG_RDS_STOPPED: ""})
+    _count_savings(request, "rds", TAG_RDS_STOPPED, request.config.rds_price)
     return {"started": request.config.db_identifier}
 
 
@@ -464,11 +501,28 @@ def stop_rds(run: RunContext) -> dict[str, str]:
 
 
 def start_instance(run: RunContext) -> dict[str, str]:
+    """Start the instance and record the start; a start that cannot be recorded is undone.
+
+    Without ``makenaide:started-at`` a later pass could not tell this boot from a manual one,
+    and nothing in this pass would launch the app on it: so when CreateTags fails, the
+    instance is stopped again and the step fails naming both (the next pass starts afresh).
+    Savings are counted only once the start is recorded, so an undone start counts none.
+    """
     _only(START_INSTANCE)(run)
     request: Request = run.request
+    ec2 = run.clients.get("ec2")
+    ec2.start_instances(InstanceIds=[request.config.instance_id])
+    try:
+        _tag(run, {TAG_STARTED: _iso(request.now), TAG_EC2_STOPPED: ""})
+    except Exception as error:
+        problem = f"recording the start failed ({_describe(error)})"
+        try:
+            ec2.stop_instances(InstanceIds=[request.config.instance_id])
+        except Exception as stop_error:
+            problem += f", and stopping the instance again failed too ({_describe(stop_error)})"
+            raise StartUndone(problem) from error
+        raise StartUndone(f"{problem}; the instance was stopped again") from error
     _count_savings(request, "ec2", TAG_EC2_STOPPED, request.config.ec2_price)
-    run.clients.get("ec2").start_instances(InstanceIds=[request.config.instance_id])
-    _tag(run, {TAG_STARTED: _iso(request.now), TAG_EC2_STOPPED: ""})
     return {"started": request.config.instance_id}
 
 
@@ -503,7 +557,14 @@ def ssm_commands(config: Config, run_id: str, region: str) -> list[str]:
 
 
 def _error_code(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    """The AWS error code of a ClientError; "" for any other error (botocore's timeouts carry
+    ``response = None``)."""
+    response = getattr(error, "response", None) or {}
+    return (response.get("Error") or {}).get("Code", "") if isinstance(response, dict) else ""
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def launch_app(run: RunContext) -> dict[str, str]:

@@ -132,11 +132,17 @@ class RunContext:
 
 
 class PipelineResult:
-    __slots__ = ("compensated", "steps")
+    __slots__ = ("compensated", "compensation_failed", "steps")
 
-    def __init__(self, steps: list[StepResult], compensated: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        steps: list[StepResult],
+        compensated: list[str] | None = None,
+        compensation_failed: list[dict[str, str]] | None = None,
+    ) -> None:
         self.steps = steps
         self.compensated = compensated or []
+        self.compensation_failed = compensation_failed or []
 
     @property
     def ok(self) -> bool:
@@ -146,6 +152,8 @@ class PipelineResult:
         data: dict[str, Any] = {"ok": self.ok, "steps": [step.to_dict() for step in self.steps]}
         if self.compensated:
             data["compensated"] = self.compensated
+        if self.compensation_failed:
+            data["compensation_failed"] = self.compensation_failed
         return data
 
 
@@ -156,6 +164,7 @@ class PipelineExecutor:
         results: list[StepResult] = []
         completed: list[Step] = []
         compensated: list[str] = []
+        compensation_failed: list[dict[str, str]] = []
         stopped_by: str | None = None
         for step in steps:
             if stopped_by is not None:
@@ -169,8 +178,8 @@ class PipelineExecutor:
                 run_context.results[step.name] = outcome.result
             elif outcome.status == FAILED and step.critical:
                 stopped_by = step.name
-                compensated = self._compensate(completed, run_context)
-        return PipelineResult(results, compensated)
+                compensated, compensation_failed = self._compensate(completed, run_context)
+        return PipelineResult(results, compensated, compensation_failed)
 
     def _run_step(self, step: Step, run_context: RunContext) -> StepResult:
         remaining = run_context.deadline.remaining_ms()
@@ -190,19 +199,25 @@ class PipelineExecutor:
         return StepResult(step.name, OK, _elapsed_ms(started), result=value)
 
     @staticmethod
-    def _compensate(completed: list[Step], run_context: RunContext) -> list[str]:
-        """Undo completed steps, newest first; returns the names undone."""
-        undone = []
+    def _compensate(
+        completed: list[Step], run_context: RunContext
+    ) -> tuple[list[str], list[dict[str, str]]]:
+        """Undo completed steps, newest first: the names undone, and what could not be undone.
+
+        A failed undo is in the result, not only in the log: it may have left a resource running.
+        """
+        undone, failed = [], []
         for step in reversed(completed):
             if step.compensate is None:
                 continue
             try:
                 step.compensate(run_context)
-            except Exception:
+            except Exception as error:
                 logger.exception("compensation failed", extra={"step": step.name})
+                failed.append({"step": step.name, "error": f"{type(error).__name__}: {error}"})
             else:
                 undone.append(step.name)
-        return undone
+        return undone, failed
 
 
 def _elapsed_ms(started: float) -> float:

@@ -37,6 +37,11 @@ MARKET_PREFIX = "KRW-"
 MARKET_PATTERN = re.compile(r"^KRW-[A-Z0-9]{1,15}$")
 """tickers.ticker is varchar(20)."""
 MAX_BLACKLIST = 500
+"""Entries a blacklist (the event's or BLACKLIST's) may hold, counted before anything else is done."""
+SHOWN_CHARS = 60
+"""A value from the event appears in an error as a repr of at most this length."""
+MAX_SHOWN = 3
+"""Bad entries named in an error; the rest are counted."""
 REFRESH_INTERVAL_HOURS = 24
 STATE_NAME = "krw-markets"
 ADVISORY_LOCK_KEY = 0x5343414E  # "SCAN": two overlapping runs apply their changes one after the other
@@ -53,6 +58,15 @@ class InvalidEvent(ValueError):
     """The event cannot be processed; the caller gets a clear error result."""
 
 
+def _shown(value: Any) -> str:
+    """A short repr of a value from the event or BLACKLIST for an error (never the whole of a huge input)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = SHOWN_CHARS
+    return shortener.repr(value)
+
+
 class Request:
     __slots__ = ("blacklist", "force")
 
@@ -65,20 +79,26 @@ def parse_event(event: dict[str, Any]) -> Request:
     """{"force": bool, "blacklist": [...]}; other fields (a schedule's event) are ignored."""
     force = event.get("force", False)
     if not isinstance(force, bool):
-        raise InvalidEvent("'force' must be true or false")
+        raise InvalidEvent(f"'force' must be true or false, not {_shown(force)}")
     if "blacklist" in event:
-        blacklist = event["blacklist"]
-        if not isinstance(blacklist, list) or not all(isinstance(item, str) for item in blacklist):
-            raise InvalidEvent("'blacklist' must be a list of market codes such as \"KRW-BTC\"")
+        field, blacklist = "'blacklist'", event["blacklist"]
+        if not isinstance(blacklist, list):
+            raise InvalidEvent(f"{field} must be a list of market codes such as \"KRW-BTC\"")
     else:
         configured = os.environ.get(BLACKLIST_ENV)
+        field = BLACKLIST_ENV if configured is not None else "the default blacklist"
         blacklist = configured.split(",") if configured is not None else list(DEFAULT_BLACKLIST)
-    blacklist = sorted({item.strip().upper() for item in blacklist if item.strip()})
     if len(blacklist) > MAX_BLACKLIST:
-        raise InvalidEvent(f"the blacklist holds {len(blacklist)} markets, at most {MAX_BLACKLIST} allowed")
+        raise InvalidEvent(f"{field} holds {len(blacklist)} entries, at most {MAX_BLACKLIST} are allowed")
+    if not all(isinstance(item, str) for item in blacklist):
+        raise InvalidEvent(f"{field} must be a list of market codes such as \"KRW-BTC\"")
+    blacklist = sorted({item.strip().upper() for item in blacklist if item.strip()})
     bad = [item for item in blacklist if not MARKET_PATTERN.match(item)]
     if bad:
-        raise InvalidEvent(f"not KRW market codes: {', '.join(bad[:5])}")
+        shown = ", ".join(_shown(item) for item in bad[:MAX_SHOWN])
+        if len(bad) > MAX_SHOWN:
+            shown += f" and {len(bad) - MAX_SHOWN} more"
+        raise InvalidEvent(f"{field} holds entries that are not KRW market codes: {shown}")
     return Request(force=force, blacklist=tuple(blacklist))
 
 
