@@ -14,6 +14,85 @@ import tokenize
 
 KEEP_COMMENT_PREFIXES = ("#!", "# -*-", "# vim:", "# coding")
 """Comments that mean something to the interpreter or the loader."""
+READS_ANNOTATIONS = (
+    "singledispatch", "get_type_hints", "__annotations__", "signature", "pydantic", "validate_call",
+    "typeguard", "beartype", "inspect",
+)
+"""Names in a module that may read function annotations at run time: such a module keeps them."""
+
+
+def minify(source: str) -> str:
+    """What ships: no docstrings, comments or function annotations, every line where it was.
+
+    Function annotations go only from modules that postpone them (``from __future__ import
+    annotations``: they are strings nobody evaluates) and name nothing that reads them.
+    """
+    return strip_annotations(strip_documentation(source))
+
+
+def strip_annotations(source: str) -> str:
+    """Remove one-line parameter and return annotations of functions; invalid input is returned as is."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    postponed = any(
+        isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    if not postponed or any(name in source for name in READS_ANNOTATIONS):
+        return source
+    lines = source.splitlines(keepends=True)
+    cuts: list[tuple[int, int, int]] = []  # (line, start column, end column)
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        cuts += _local_variable_annotations(node)
+        arguments = node.args
+        for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                         arguments.vararg, arguments.kwarg):
+            annotation = argument.annotation if argument is not None else None
+            if annotation is not None and annotation.lineno == annotation.end_lineno == argument.lineno:
+                name_end = argument.col_offset + len(argument.arg.encode("utf-8"))
+                cuts.append((argument.lineno, name_end, annotation.end_col_offset))
+        returns = node.returns
+        if returns is not None and returns.lineno == returns.end_lineno:
+            line = lines[returns.lineno - 1].encode("utf-8")
+            arrow = line.rfind(b"->", 0, returns.col_offset)
+            if arrow != -1:
+                start = len(line[:arrow].rstrip())
+                cuts.append((returns.lineno, start, returns.end_col_offset))
+    for line_number, start, end in sorted(cuts, reverse=True):
+        encoded = lines[line_number - 1].encode("utf-8")
+        lines[line_number - 1] = (encoded[:start] + encoded[end:]).decode("utf-8")
+    stripped = "".join(lines)
+    try:
+        compile(stripped, "<stripped>", "exec")
+    except SyntaxError:
+        return source
+    return stripped
+
+
+def _local_variable_annotations(function: ast.AST) -> list[tuple[int, int, int]]:
+    """``x: T = value`` in a function's own body: Python neither evaluates nor stores those annotations.
+
+    Nested functions are visited on their own, and nested classes keep theirs (a dataclass needs them).
+    """
+    cuts = []
+    pending = list(ast.iter_child_nodes(function))
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+        if (
+            isinstance(node, ast.AnnAssign)
+            and node.value is not None
+            and node.annotation.lineno == node.annotation.end_lineno == node.target.end_lineno
+        ):
+            cuts.append((node.target.end_lineno, node.target.end_col_offset, node.annotation.end_col_offset))
+    return cuts
 
 
 def strip_documentation(source: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from leanlambda.bytecode import FUNCTION_ROOT, compile_tree
 from leanlambda.function import FunctionDir
-from leanlambda.minify import strip_documentation
+from leanlambda.minify import minify
 from leanlambda.ziputil import write_deterministic_zip
 
 PACKAGE_BUDGET_KB = 10  # DESIGN section 4: the deployment zip of a lean function
@@ -51,14 +51,15 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
 def stage_source(src: Path, dest: Path, strip_docs: bool = True) -> Path:
     """Copy what ships (src/ minus tests, caches and bytecode) to dest: the zip's contents.
 
-    Docstrings and comments are stripped from the copies (line numbers kept): they serve
-    readers of the repository, not the runtime, and are most of a lean function's bytes.
+    Docstrings, comments and (where nothing reads them) function annotations are stripped from
+    the copies, line numbers kept: they serve readers of the repository, not the runtime, and
+    are most of a lean function's bytes.
     """
     shutil.copytree(src, dest, ignore=_ignore, symlinks=False)
     if strip_docs:
         for module in sorted(dest.rglob("*.py")):
             source = module.read_text(encoding="utf-8")
-            module.write_text(strip_documentation(source), encoding="utf-8")
+            module.write_text(minify(source), encoding="utf-8")
     return dest
 
 

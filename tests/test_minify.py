@@ -80,3 +80,43 @@ def test_emptied_docstrings_stay_strings_for_code_that_reads_them():
     namespace = {}
     exec(compile(emptied, "emptied.py", "exec"), namespace)
     assert namespace["f"].__doc__.strip() == "appended"
+
+
+def test_function_annotations_go_where_they_are_postponed_and_unread():
+    from leanlambda.minify import minify
+
+    source = (
+        "from __future__ import annotations\n"
+        "def scale(value: float, factor: int = 2, *rest: str, **options: dict[str, int]) -> float:\n"
+        "    return value * factor\n"
+    )
+    stripped = minify(source)
+    assert "def scale(value, factor = 2, *rest, **options):" in stripped
+    namespace = {}
+    exec(compile(stripped, "stripped.py", "exec"), namespace)
+    assert namespace["scale"](1.5) == 3.0
+    assert minify(source.replace("from __future__ import annotations\n", "\n")).count(": float") == 1
+    reads_them = source + "from functools import singledispatch\n"
+    assert ": float" in minify(reads_them)
+
+
+def test_local_annotations_go_but_a_nested_dataclass_keeps_its_fields():
+    from leanlambda.minify import minify
+
+    source = (
+        "from __future__ import annotations\n"
+        "import dataclasses\n"
+        "def build():\n"
+        "    total: int = 0\n"
+        "    @dataclasses.dataclass\n"
+        "    class Point:\n"
+        "        x: int = 1\n"
+        "    return Point(), total\n"
+    )
+    stripped = minify(source)
+    assert "    total = 0\n" in stripped
+    assert "        x: int = 1\n" in stripped
+    namespace = {}
+    exec(compile(stripped, "stripped.py", "exec"), namespace)
+    point, total = namespace["build"]()
+    assert (point.x, total) == (1, 0)

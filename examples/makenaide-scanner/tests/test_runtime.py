@@ -91,6 +91,72 @@ def test_prewarm_creates_clients_before_the_first_call(aws):
     assert factory.created == 2
 
 
+def test_no_aws_attempt_starts_without_the_time_to_finish(aws, clock):
+    from makenaide_scanner import clients
+
+    factory = AWSClientFactory()
+    s3 = factory.get("s3")
+    attempts = []
+    s3.meta.events.register("before-send", lambda **_: attempts.append(1))
+    factory.deadline = Deadline.from_context(clock, safety_margin_ms=0)
+    clock.remaining = clients.ATTEMPT_MS - 1
+    with pytest.raises(DeadlineExceeded):
+        s3.list_buckets()
+    assert attempts == []
+    clock.remaining = clients.ATTEMPT_MS
+    s3.list_buckets()
+    assert attempts == [1]
+    factory.deadline = None
+    clock.remaining = 0
+    s3.list_buckets()
+
+
+def test_a_failing_call_is_retried_within_the_deadline(aws, clock):
+    from botocore.exceptions import ReadTimeoutError
+
+    from makenaide_scanner import clients, pipeline
+
+    factory = AWSClientFactory()
+    s3 = factory.get("s3")
+    attempts = []
+
+    def timed_out(**_):
+        attempts.append(clock.remaining)
+        clock.remaining -= clients.ATTEMPT_MS  # each attempt costs its whole timeout
+        raise ReadTimeoutError(endpoint_url="https://s3.example")
+
+    s3.meta.events.register("before-send", timed_out)
+    factory.deadline = Deadline.from_context(clock, safety_margin_ms=pipeline.SAFETY_MARGIN_MS)
+    clock.remaining = 600_000
+    with pytest.raises(ReadTimeoutError):
+        s3.list_buckets()
+    assert len(attempts) == clients.MAX_ATTEMPTS
+    assert sum(clock.slept) * 1000 <= (clients.MAX_ATTEMPTS - 1) * clients.RETRY_PAUSE_MAX_MS
+    assert clients.RETRY_PAUSE_MAX_MS <= pipeline.SAFETY_MARGIN_MS
+
+
+def test_a_retry_without_the_time_to_finish_is_not_started(aws, clock):
+    from botocore.exceptions import ReadTimeoutError
+
+    from makenaide_scanner import clients
+
+    factory = AWSClientFactory()
+    s3 = factory.get("s3")
+    attempts = []
+
+    def timed_out(**_):
+        attempts.append(1)
+        clock.remaining -= clients.ATTEMPT_MS
+        raise ReadTimeoutError(endpoint_url="https://s3.example")
+
+    s3.meta.events.register("before-send", timed_out)
+    factory.deadline = Deadline.from_context(clock, safety_margin_ms=0)
+    clock.remaining = clients.ATTEMPT_MS + clients.ATTEMPT_MS // 2
+    with pytest.raises((ReadTimeoutError, DeadlineExceeded)):
+        s3.list_buckets()
+    assert len(attempts) == 1
+
+
 def test_clients_use_adaptive_retries_and_bounded_timeouts(aws):
     config = AWSClientFactory().get("s3").meta.config
     assert config.retries["mode"] == "adaptive"

@@ -2,6 +2,9 @@
 
 boto3 is imported here, at first use, so that importing the handler stays cheap.
 Clients live as long as the container: a warm invocation never builds one again.
+While an invocation runs, its Deadline bounds every AWS attempt: none starts without the
+time to finish, and the pause before a retry is never longer than the safety margin that
+the deadline keeps back.
 """
 
 from __future__ import annotations
@@ -10,14 +13,24 @@ import logging
 import os
 import threading
 
+from .pipeline import DeadlineExceeded
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
 if TYPE_CHECKING:
     from typing import Any
 
+    from .pipeline import Deadline
+
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
-MAX_ATTEMPTS = 5
-"""botocore's adaptive retry mode backs off on throttling within these attempts."""
+"""Per attempt; scaled to the function's timeout so that an attempt always fits in it."""
+ATTEMPT_MS = (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) * 1000
+"""The longest one attempt can take: none starts with less time left."""
+MAX_ATTEMPTS = 3
+"""Attempts per call, first one included (botocore's adaptive mode retries throttling and 5xx)."""
+RETRY_PAUSE_MAX_MS = 2000
+"""botocore's longest pause before a retry: a random share of 2 ** (retry - 1) s. It fits in the
+deadline's safety margin, so a retry's pause cannot carry a run past its timeout."""
 
 DEFAULT_REGION = "ap-northeast-2"
 QUIETEST_SDK_LOG_LEVEL = logging.INFO
@@ -35,6 +48,8 @@ class AWSClientFactory:
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._session: Any = None
         self._lock = threading.Lock()
+        self.deadline: Deadline | None = None
+        """The running invocation's deadline, set by the orchestrator; None outside an invocation."""
 
     @property
     def region(self) -> str:
@@ -80,10 +95,16 @@ class AWSClientFactory:
             region_name=region,
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
-            retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+            retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
         )
         # The endpoint comes from boto3's own AWS_ENDPOINT_URL[_<SERVICE>] settings.
-        return self._session.client(service, config=config)
+        client = self._session.client(service, config=config)
+        client.meta.events.register_first("before-send", self._refuse_attempt_past_deadline)
+        return client
+
+    def _refuse_attempt_past_deadline(self, **_: Any) -> None:
+        if self.deadline is not None and self.deadline.remaining_ms() < ATTEMPT_MS:
+            raise DeadlineExceeded(f"an AWS attempt can take {ATTEMPT_MS} ms: too little time is left")
 
 
 def _endpoint_for(service: str) -> str | None:

@@ -52,13 +52,16 @@ class OptimizedOrchestrator:
                 message = f"invalid event: {str(error)[:MAX_ERROR_CHARS]}"
                 logger.warning(message)
                 return {"ok": False, "error": message}
-            run = RunContext(request, self.clients, metrics, Deadline.from_context(context))
+            deadline = Deadline.from_context(context)
+            self.clients.deadline = deadline
+            run = RunContext(request, self.clients, metrics, deadline)
             outcome = self.executor.run(build_steps(request), run)
             failed = sum(1 for step in outcome.steps if step.status == "failed")
             metrics.add("StepsFailed", failed)
             return outcome.to_dict()
         finally:
             metrics.flush()
+            self.clients.deadline = None
 
     def _new_metrics(self, context: Any) -> MetricsCollector:
         name = getattr(context, "function_name", None) or FUNCTION_NAME

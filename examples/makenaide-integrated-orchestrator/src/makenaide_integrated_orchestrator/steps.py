@@ -68,6 +68,7 @@ import shlex
 import time
 from datetime import UTC, datetime, timedelta
 
+from .clients import ATTEMPT_MS
 from .pipeline import SkipStep, Step
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
@@ -84,7 +85,9 @@ WORST_CASE_SECONDS = 20
 OBSERVE_BUDGET_MS = 2_500
 RECORD_BUDGET_MS = 1_000
 ACTION_BUDGET_MS = 3_000
-START_INSTANCE_BUDGET_MS = 4_000
+START_INSTANCE_BUDGET_MS = ATTEMPT_MS + 1_000
+"""Starting is one StartInstances attempt (the client bounds it by ATTEMPT_MS) and a tag: an
+instance is never started that the pass could not also record."""
 SEND_RETRY_S = 10.0
 """How long SendCommand is retried while the instance's SSM agent is still registering."""
 SEND_RETRY_INTERVAL_S = 2.0
@@ -591,7 +594,10 @@ def launch_app(run: RunContext) -> dict[str, str]:
                 return None
             raise
 
-    response = run.deadline.poll(send, interval_s=SEND_RETRY_INTERVAL_S, max_wait_s=SEND_RETRY_S)
+    # The retries leave one AWS attempt's worth of time, so that a failed launch can still be undone.
+    undo_reserve_s = ATTEMPT_MS / 1000
+    max_wait_s = max(0.0, min(SEND_RETRY_S, run.deadline.remaining_ms() / 1000 - undo_reserve_s))
+    response = run.deadline.poll(send, interval_s=SEND_RETRY_INTERVAL_S, max_wait_s=max_wait_s)
     command_id = response["Command"]["CommandId"]
     _tag(run, {TAG_COMMAND: command_id, TAG_LAUNCH_STATUS: "sent"})
     return {"run_id": run_id, "command_id": command_id}
