@@ -113,18 +113,30 @@ def test_requests_are_spaced_to_upbits_rate(client, clock):
 
 
 @responses.activate
-def test_candles_are_parsed_by_pyupbit(client):
+def test_candles_are_framed_as_pyupbit_frames_them(client):
+    import pandas as pd
+    import pyupbit
+
+    _replay(DAY_CANDLES_URL, "candles_days_krw_btc.json")
     _replay(DAY_CANDLES_URL, "candles_days_krw_btc.json")
     frame = client.ohlcv("KRW-BTC", interval="day", count=3)
+    pd.testing.assert_frame_equal(frame, pyupbit.get_ohlcv("KRW-BTC", interval="day", count=3))
     assert list(frame.columns) == ["open", "high", "low", "close", "volume", "value"]
-    assert len(frame) == 3
     assert frame.index.is_monotonic_increasing
-    newest = _recorded("candles_days_krw_btc.json")[0]
-    assert frame.iloc[-1]["close"] == newest["trade_price"]
+    assert frame.iloc[-1]["close"] == _recorded("candles_days_krw_btc.json")[0]["trade_price"]
 
 
 @responses.activate
-def test_candles_are_retried_when_pyupbit_gets_nothing(client, clock):
+def test_every_candle_request_has_a_timeout(client):
+    _replay(DAY_CANDLES_URL, "candles_days_krw_btc.json")
+    client.ohlcv("KRW-BTC", count=3)
+    (call,) = responses.calls
+    assert call.request.req_kwargs["timeout"] == (upbit.CONNECT_TIMEOUT_S, upbit.READ_TIMEOUT_S)
+    assert call.request.params == {"market": "KRW-BTC", "count": "3", "to": call.request.params["to"]}
+
+
+@responses.activate
+def test_a_throttled_candle_request_is_retried(client, clock):
     responses.get(DAY_CANDLES_URL, status=429, json={"error": {"name": "too_many_requests"}})
     _replay(DAY_CANDLES_URL, "candles_days_krw_btc.json")
     frame = client.ohlcv("KRW-BTC", interval="day", count=3)
@@ -135,6 +147,13 @@ def test_candles_are_retried_when_pyupbit_gets_nothing(client, clock):
 @responses.activate
 def test_candles_give_up_after_bounded_attempts(client):
     responses.get(DAY_CANDLES_URL, status=500)
-    with pytest.raises(upbit.UpbitError, match="no candles"):
+    with pytest.raises(upbit.UpbitError, match="HTTP 500 after"):
         client.ohlcv("KRW-BTC", count=3)
     assert len(responses.calls) == upbit.MAX_ATTEMPTS
+
+
+@responses.activate
+def test_a_malformed_candle_is_a_clear_error(client):
+    responses.get(DAY_CANDLES_URL, json=[{"market": "KRW-BTC"}])
+    with pytest.raises(upbit.UpbitError, match="candle"):
+        client.ohlcv("KRW-BTC", count=3)

@@ -250,7 +250,7 @@ def test_a_ticker_throttled_to_the_last_attempt_fails_alone(database, fake_upbit
 
     assert result["ok"] is True, result
     found = collect_result(result)
-    reason = f"UpbitError: KRW-ETH day: no candles after {upbit.MAX_ATTEMPTS} attempts"
+    reason = f"UpbitError: GET /candles/days: HTTP 429 after {upbit.MAX_ATTEMPTS} attempts"
     assert found["failed"] == [{"ticker": "KRW-ETH", "reason": reason}]
     assert found["collected"] == 2
     assert len(fake_upbit.counts("KRW-ETH", "/days")) == upbit.MAX_ATTEMPTS

@@ -1,7 +1,9 @@
 """Lazy Upbit access: bounded retries with backoff, within Upbit's request rate.
 
-requests and pyupbit come from the layer and are imported on first use; pyupbit
-brings pandas, so only the steps that need candles as a DataFrame should use it.
+requests and pandas come from the layer and are imported on first use; pandas only
+for candles, so only the steps that need candles as a DataFrame pay for it. Every
+request has a timeout: pyupbit's own requests have none, so candles are fetched here
+and framed exactly as ``pyupbit.get_ohlcv`` frames them (a test compares the two).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3, 10
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CANDLES_PER_REQUEST = 200
+CANDLE_PATHS = {"day": "/candles/days", "week": "/candles/weeks", "month": "/candles/months"}
+"""Plus ``minuteN`` -> /candles/minutes/N, as pyupbit names intervals."""
+UPBIT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
 if TYPE_CHECKING:
@@ -79,20 +85,37 @@ class UpbitClient:
         raise UpbitError(f"GET {path}: {last_problem} after {MAX_ATTEMPTS} attempts")
 
     def ohlcv(self, ticker: str, interval: str = "day", count: int = 200, to: Any = None) -> Any:
-        """Candles as pyupbit's DataFrame (open, high, low, close, volume, value).
+        """The last ``count`` candles before ``to`` (naive UTC; default now), oldest first.
 
-        pyupbit returns None for any failure (429, 5xx, bad JSON), so None is retried.
+        A DataFrame indexed by KST time with open, high, low, close, volume and value, as
+        pyupbit.get_ohlcv returns it; pages of 200, each through get_json.
         """
-        import pyupbit
+        from datetime import UTC, datetime
 
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            self._throttle()
-            frame = pyupbit.get_ohlcv(ticker, interval=interval, count=count, to=to, period=self._period())
-            if frame is not None:
-                return frame
-            if attempt < MAX_ATTEMPTS:
-                self._backoff(attempt, ticker, "no candles")
-        raise UpbitError(f"{ticker} {interval}: no candles after {MAX_ATTEMPTS} attempts")
+        import pandas as pd
+
+        end = to or datetime.now(UTC).replace(tzinfo=None)
+        rows: list[dict[str, Any]] = []
+        for remaining in range(max(count, 1), 0, -CANDLES_PER_REQUEST):
+            params = {"market": ticker, "count": min(CANDLES_PER_REQUEST, remaining)}
+            page = self.get_json(_candle_path(interval), params | {"to": end.strftime("%Y-%m-%d %H:%M:%S")})
+            if not isinstance(page, list):
+                raise UpbitError(f"{ticker} {interval}: expected a JSON array of candles")
+            if not page:
+                break
+            rows += page
+            end = _parse_time(page[-1], "candle_date_time_utc")
+        if not rows:
+            raise UpbitError(f"{ticker} {interval}: no candles")
+        fields = ("opening_price", "high_price", "low_price", "trade_price", "candle_acc_trade_volume",
+                  "candle_acc_trade_price")
+        try:
+            values = [[row[field] for field in fields] for row in rows]
+        except (KeyError, TypeError):
+            raise UpbitError(f"{ticker} {interval}: a candle lacks a price or volume") from None
+        index = [_parse_time(row, "candle_date_time_kst") for row in rows]
+        frame = pd.DataFrame(values, columns=["open", "high", "low", "close", "volume", "value"], index=index)
+        return frame.sort_index()
 
     def _throttle(self) -> None:
         """Space requests so this client stays under Upbit's rate."""
@@ -109,6 +132,24 @@ class UpbitClient:
         delay = min(BACKOFF_BASE_S * 2 ** (attempt - 1), BACKOFF_MAX_S)
         logger.warning("upbit retry", extra={"target": what, "problem": problem, "delay_s": delay})
         self._sleep(delay)
+
+
+def _candle_path(interval: str) -> str:
+    if interval in CANDLE_PATHS:
+        return CANDLE_PATHS[interval]
+    minutes = interval.removeprefix("minute")
+    if interval.startswith("minute") and minutes.isdigit():
+        return f"/candles/minutes/{minutes}"
+    raise ValueError(f"unknown candle interval {interval!r}")
+
+
+def _parse_time(candle: Any, field: str) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(candle[field], UPBIT_TIME_FORMAT)
+    except (KeyError, TypeError, ValueError):
+        raise UpbitError(f"a candle has no valid {field}") from None
 
 
 def _retry_after_s(value: str | None) -> float | None:

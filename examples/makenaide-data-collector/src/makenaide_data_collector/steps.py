@@ -1,6 +1,6 @@
 """Collect daily and 4-hour Upbit candles into ``ohlcv`` / ``ohlcv_4h``, with indicators.
 
-Per ticker: read what the table already holds, fetch candles through pyupbit (the
+Per ticker: read what the table already holds, fetch candles framed as pyupbit frames them (the
 original's counts: a full load of 450 days when the ticker has none, else
 min(days since the latest + 5, 30); 200 four-hour candles), compute the indicator
 columns, and upsert everything in one transaction of its own. A failed ticker is
@@ -10,7 +10,7 @@ stalest first, so deferred ones lead the next run. Every ticker of the run is in
 result, collected, failed or deferred, even when all of them failed (``check_progress``
 then fails the run).
 
-pyupbit (and with it pandas and numpy) is imported inside the collect step only.
+pandas (and with it numpy) is imported inside the collect step only.
 """
 
 from __future__ import annotations
