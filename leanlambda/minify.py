@@ -67,11 +67,7 @@ def strip_annotations(source: str) -> str:
         encoded = lines[line_number - 1].encode("utf-8")
         lines[line_number - 1] = (encoded[:start] + encoded[end:]).decode("utf-8")
     stripped = "".join(lines)
-    try:
-        compile(stripped, "<stripped>", "exec")
-    except SyntaxError:
-        return source
-    return stripped
+    return stripped if _compiles(stripped) else source
 
 
 def _local_variable_annotations(function: ast.AST) -> list[tuple[int, int, int]]:
@@ -127,11 +123,16 @@ def empty_docstrings(source: str) -> str:
     for start, end, _removable in sorted(_bare_string_spans(tree), reverse=True):
         lines = _replace_span(lines, start, end, removable=False)
     emptied = "".join(lines)
+    return emptied if _compiles(emptied) else source
+
+
+def _compiles(source: str) -> bool:
+    """A rewrite is kept only when it is still Python; otherwise the original ships unchanged."""
     try:
-        compile(emptied, "<emptied>", "exec")
+        compile(source, "<minified>", "exec")
     except SyntaxError:
-        return source
-    return emptied
+        return False
+    return True
 
 
 def _type_checking_blocks(tree: ast.Module) -> list[tuple[int, int]]:

@@ -25,26 +25,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from leanlambda.review import CHECK_IDS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEASURED_CHECKS = {"cold-start", "memory"}
-CHECK_IDS = [
-    "lazy-imports",
-    "layer",
-    "client-reuse",
-    "modular",
-    "metrics-batching",
-    "error-handling",
-    "structured-logging",
-    "timeouts",
-    "cleanup",
-    "cold-start",
-    "memory",
-    "package-size",
-    "secrets",
-    "sql-params",
-    "iam-least-privilege",
-    "iac-rules",
-]
 SERVICES = ["s3", "ssm", "ec2", "rds", "cloudwatch", "secretsmanager", "dynamodb", "sqs"]
 REGIONS = ["ap-northeast-2", "us-east-1", "eu-west-1", "us-gov-west-1"]
 _COMMON = dict(
