@@ -3,7 +3,8 @@
     python -m benchmarks.run [--markdown docs/benchmarks.md] [--runs N] [--quick] [--skip-layer]
 
 One run measures everything in fresh processes, interleaved (see benchmarks.harness), against one moto
-server on a free loopback port and, for the examples that use PostgreSQL, one throwaway PostgreSQL server.
+server on a free loopback port, one loopback Upbit replay server (benchmarks.upbit_replay) and, for the
+examples that use PostgreSQL, one throwaway PostgreSQL server.
 The document it writes states the machine, the command, the method and every figure's median, min and max.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from benchmarks.eager import make_eager, services_of
 from benchmarks.harness import LAMBDA_PRELOADED, Samples, Variant, measure, stat
+from benchmarks.upbit_replay import UpbitReplay
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -81,6 +83,7 @@ class Function:
     why_not_cold: str = ""
     env: dict[str, str] = field(default_factory=dict)
     prepare: object = None
+    event: Path | None = None  # None: the function's events/event.json
 
     @property
     def module(self) -> str:
@@ -120,7 +123,7 @@ def package_bytes(src: Path, work: Path) -> int:
     from leanlambda.ziputil import write_deterministic_zip
 
     staged = stage(src, work / f"pkg-{time.monotonic_ns()}")
-    size, _ = write_deterministic_zip(staged, work / f"{staged.name}.zip")
+    size, _ = write_deterministic_zip(staged, work / f"{staged.name}.zip", include_dirs=False)  # as `package`
     return size
 
 
@@ -233,13 +236,10 @@ class Postgres:
             self._session.stop()
 
 
-def db_secret_env(moto: Moto, pg: Postgres, function: Function) -> dict[str, str] | None:
+def db_secret_env(moto: Moto, url: str, function: Function) -> dict[str, str]:
     """As the examples' conftest `db_secret` fixture: the database's credentials in a moto secret."""
     from urllib.parse import urlsplit
 
-    url = pg.database(f"bench_{function.answers['__module_name']}"[:60])
-    if url is None:
-        return None
     parts = urlsplit(url)
     secret = {"username": parts.username, "password": parts.password or "", "host": parts.hostname,
               "port": parts.port or 5432, "dbname": parts.path.lstrip("/") or "postgres"}
@@ -284,6 +284,61 @@ class OrchestratorWorld:
         db = self.rds.describe_db_instances(DBInstanceIdentifier=ORCHESTRATOR_DB_ID)["DBInstances"][0]
         if db["DBInstanceStatus"] != "stopped":
             self.rds.stop_db_instance(DBInstanceIdentifier=ORCHESTRATOR_DB_ID)
+
+
+UPBIT_URL_ENV = "LEANLAMBDA_BENCH_UPBIT_URL"
+"""Read by benchmarks/_child.py: where `<package>.upbit.API_URL` points after init (the replay server)."""
+SCHEMA_OWNER_SRC = EXAMPLES_DIR / "makenaide-db-initializer" / "src"
+COLLECTOR_TICKERS = (("KRW-BTC", True), ("KRW-ETH", True), ("KRW-XRP", True), ("KRW-OLD", False))
+"""As the data collector's tests seed `tickers`: three active tickers, one inactive (not collected)."""
+SAMPLE_RESET_SQL = {
+    "makenaide-scanner": ("DROP TABLE IF EXISTS scanner_state", "TRUNCATE tickers"),
+    "makenaide-data-collector": ("TRUNCATE ohlcv, ohlcv_4h, tickers",),
+}
+"""Run before each sample: the scanner finds no tickers and no previous scan, the collector no candles."""
+BENCH_EVENTS = {
+    "makenaide-scanner": (
+        "events/force.json",
+        "with events/event.json the warm invocation, 0 h after the first scan, would skip the scan as "
+        "fresh; the schedule runs it once a day, when the last scan is always due, so both invocations "
+        "scan"),
+}
+"""An example event used instead of events/event.json, and why."""
+
+
+class MakenaideTables:
+    """A Makenaide example's PostgreSQL database: the db initializer's schema, applied once, and
+    ``reset()`` before each sample (SAMPLE_RESET_SQL), so that every sample does the same work."""
+
+    def __init__(self, url: str, function_name: str) -> None:
+        self.url = url
+        self.statements = SAMPLE_RESET_SQL.get(function_name, ())
+        self.seed = COLLECTOR_TICKERS if function_name == "makenaide-data-collector" else ()
+        if str(SCHEMA_OWNER_SRC) not in sys.path:
+            sys.path.insert(0, str(SCHEMA_OWNER_SRC))
+        from makenaide_db_initializer.steps import apply_schema_in
+
+        self._transaction(apply_schema_in)
+        self.reset()
+
+    def _transaction(self, work) -> None:
+        import psycopg2
+
+        connection = psycopg2.connect(self.url)
+        try:
+            with connection, connection.cursor() as cursor:
+                work(cursor)
+        finally:
+            connection.close()
+
+    def reset(self) -> None:
+        def run(cursor) -> None:
+            for statement in self.statements:
+                cursor.execute(statement)
+            for ticker, active in self.seed:
+                cursor.execute("INSERT INTO tickers (ticker, is_active) VALUES (%s, %s)", (ticker, active))
+
+        self._transaction(run)
 
 
 def write_floor(work: Path) -> Path:
@@ -596,6 +651,40 @@ def client_section(rep: Report) -> list[str]:
     return out
 
 
+def why_the_misses(rep: Report) -> list[str]:
+    """Where a target is missed: the cause, read off the figures above, and what would close it."""
+    bare, lambda_like = rep.overhead("default", "init_cpu_ms"), rep.overhead("default_lambda", "init_cpu_ms")
+    pyc = rep.overhead("default_pyc_lambda", "init_cpu_ms")
+    if bare is None or lambda_like is None or pyc is None:
+        return []
+    preloaded = ", ".join(LAMBDA_PRELOADED)
+    pyc_bytes = rep.s("default_pyc_lambda").variant.package_bytes
+    source_bytes = rep.s("default_lambda").variant.package_bytes
+    budget = f"{TARGET_INIT_OVERHEAD_MS:g} ms"
+    return [
+        "### Why the misses, and what would close them",
+        "",
+        para(f"""- **Over the truly bare interpreter** (init {bare:.1f} ms, the eager ratio, RSS):
+        {bare - lambda_like:.1f} ms of the default's {bare:.1f} ms is `import {preloaded}`, the difference
+        between the two floors, and alone more than the {budget} budget. The design requires stdlib
+        `logging`, and EMF is JSON; Lambda's Python runtime has imported both before it imports a handler,
+        so on Lambda that cost is paid whatever the handler does, and the Lambda-like floor is the one that
+        says what the handler adds. Deferring those imports would pass this local figure and change nothing
+        on Lambda."""),
+        para(f"""- **Over the Lambda-like floor** (init {lambda_like:.2f} ms CPU): the rest is compiling the
+        function's modules at every cold start, because Lambda's /var/task is read-only and no
+        `__pycache__` survives. With the bytecode shipped the same figure is {pyc:.2f} ms, which meets the
+        target: `leanlambda package --bytecode` builds that zip, {pyc_bytes} bytes against {source_bytes},
+        over the template issue's 6 KB budget, hence not the default. Shipping the runtime's bytecode once in
+        the shared layer would meet both, but moves template-owned modules out of the function's `src/`
+        (docs/design.md, Packaging). Deferring the runtime's imports to the first invocation would also pass
+        here, but only by moving the compile into the invoke phase, which Lambda throttles to
+        memory / {LAMBDA_MB_PER_VCPU} MB of a vCPU: a slower cold start on Lambda for a better local
+        figure, so it was not done."""),
+        "",
+    ]
+
+
 def target_rows(rep: Report, metric_rows: list[dict], tolerance: float) -> list[str]:
     out = ["| target | measured | verdict |", "|---|---|---|"]
 
@@ -722,6 +811,27 @@ def render(ctx: dict) -> str:
         orchestrator an EC2 instance, an RDS instance and a secret in moto, both stopped again before each
         sample so that every sample takes the same step. **Warm**: the second invocation in the same
         process."""),
+        para(f"""- **Upbit** (makenaide-scanner, makenaide-data-collector): their Upbit HTTP is answered by a
+        loopback replay server (`benchmarks/upbit_replay.py`, the standard library's `http.server`, free
+        port, started once per run) from the recorded responses in the repository: the market list of
+        `examples/makenaide-scanner/tests/recorded/market_all.json`, and the KRW-BTC daily and 4-hour series
+        of `examples/makenaide-data-collector/events/upbit/` under whatever market is asked for, paged by
+        `count` (at most 200) and `to` as Upbit pages, with the recorded headers. The child points
+        `<module>.upbit.API_URL` at it (`{UPBIT_URL_ENV}`) after init is timed; a lazy function imports
+        `upbit.py` during its first invocation, and a one-shot import hook sets the URL then, so that import
+        stays in the cold path. So the function's real `requests` code path, sockets included, is measured,
+        and the exchange's latency is not (nor TLS: the server, like moto, speaks plain HTTP). The
+        function's own pacing is measured: `UpbitClient` spaces its requests at Upbit's 10 a second, and
+        those sleeps are in the wall figures (Lambda bills them), not in the CPU ones."""),
+        para(f"""- **Their PostgreSQL tables** are the db initializer's schema, applied once, and are reset
+        before each sample, so that every sample does the same work. The scanner starts with an empty
+        `tickers` and no `scanner_state`: its first invocation is a first-ever scan that inserts every
+        recorded KRW market (those on its default blacklist inactive), its warm one a rescan that changes
+        nothing. The collector starts with no candles and the tickers its tests seed
+        ({sum(active for _, active in COLLECTOR_TICKERS)} active,
+        {sum(not active for _, active in COLLECTOR_TICKERS)} inactive): its first invocation is a full load
+        of each active ticker (450 daily and 200 4-hour candles, 4 requests), its warm one the incremental
+        load that follows (the last 30 days and 200 4-hour candles, 2 requests)."""),
         para("""- **Peak RSS**: VmHWM from /proc/self/status after init and after the first invocation.
         (`ru_maxrss` survives `exec` on Linux, so a child spawned by this ~100 MB parent would report the
         parent's peak.)"""),
@@ -799,6 +909,7 @@ def render(ctx: dict) -> str:
         "",
         *target_rows(rep, ctx["metric_rows"], ctx["tolerance"]),
         "",
+        *why_the_misses(rep),
         "## Layer",
         "",
         ctx["layer_note"],
@@ -810,8 +921,6 @@ def render(ctx: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- main
-UPBIT_NOT_MEASURED = ("calls the Upbit API, whose URL is fixed in upbit.py; this machine has no network, "
-                      "and an in-process HTTP mock would be measured with the function")
 LAYER_SKIPPED = ("Layer bench skipped (`--skip-layer` or `--quick`): it downloads wheels and is slow. "
                  "Run `python benchmarks/layer_sizes.py --markdown FILE`.")
 EAGER_TWIN = {"default_prewarm": "default_eager", "default_eager_aa": "default_eager",
@@ -822,8 +931,8 @@ NOISE_TOLERANCE = 0.03
 """Two variants doing the same work differ by about this much on this shared machine (paired ratios)."""
 
 
-def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgres) -> tuple[
-        list[Variant], list[str], list[str]]:
+def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgres, upbit: UpbitReplay
+                   ) -> tuple[list[Variant], list[str], list[str]]:
     notes: list[str] = []
     floor = write_floor(work)
     variants = [
@@ -867,23 +976,29 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
             else:
                 function.env.update(world.env)
                 function.prepare = world.reset
+        name = function.answers.get("function_name")
+        if name in BENCH_EVENTS and (function.root / BENCH_EVENTS[name][0]).is_file():
+            event, why = BENCH_EVENTS[name]
+            function.event = function.root / event
+            notes.append(f"{function.label}: event `{event}`, not `events/event.json`: {why}.")
         if function.answers.get("use_upbit"):
-            function.cold_path = False
-            function.why_not_cold = UPBIT_NOT_MEASURED
-        elif function.answers.get("use_postgres"):
-            env = db_secret_env(moto, pg, function)
-            if env is None:
+            function.env[UPBIT_URL_ENV] = upbit.url
+        if function.answers.get("use_postgres"):
+            url = pg.database(f"bench_{function.answers['__module_name']}"[:60])
+            if url is None:
                 function.cold_path = False
                 function.why_not_cold = f"needs PostgreSQL, which could not be started ({pg.error})"
             else:
-                function.env.update(env)
+                function.env.update(db_secret_env(moto, url, function))
+                if function.answers.get("use_upbit"):
+                    prepare_tables(function, url)
 
     rows = ["floor", "floor_lambda"]
     preloaded = ", ".join(LAMBDA_PRELOADED)
     for function in functions:
         common = dict(
-            paths=(function.staged_src,), event=function.root / "events" / "event.json", env=function.env,
-            memory_mb=function.memory_mb, architecture=function.architecture,
+            paths=(function.staged_src,), event=function.event or function.root / "events" / "event.json",
+            env=function.env, memory_mb=function.memory_mb, architecture=function.architecture,
             function_name=str(function.answers.get("function_name") or function.key),
             metrics_backend=str(function.answers.get("metrics_backend") or "emf"),
             cold_path=function.cold_path, note=function.why_not_cold,
@@ -954,6 +1069,16 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
     return variants, rows, notes
 
 
+def prepare_tables(function: Function, url: str) -> None:
+    """A Makenaide Upbit example's tables, reset before each of its samples (or why its cold path is not
+    measured)."""
+    try:
+        function.prepare = MakenaideTables(url, function.answers["function_name"]).reset
+    except Exception as error:  # no schema owner example, a schema the server refuses, ...
+        function.cold_path = False
+        function.why_not_cold = f"its tables could not be prepared ({type(error).__name__}: {error})"
+
+
 def load_answers(root: Path) -> dict:
     return json.loads((root / ".cookiecutter.json").read_text(encoding="utf-8"))
 
@@ -984,12 +1109,13 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     pricing_module = "leanlambda.pricing" in sys.modules
     pg = Postgres()
-    with tempfile.TemporaryDirectory(prefix="leanlambda-bench-run-") as tmp, Moto() as moto:
+    with (tempfile.TemporaryDirectory(prefix="leanlambda-bench-run-") as tmp, Moto() as moto,
+          UpbitReplay() as upbit):
         work = Path(tmp)
         region = "ap-northeast-2"
         ensure_bucket(moto, region)
         try:
-            variants, rows, notes = build_variants(args, work, moto, pg)
+            variants, rows, notes = build_variants(args, work, moto, pg, upbit)
             log(f"measuring {len(variants)} variants x {runs} fresh processes, interleaved")
             samples = measure(variants, runs, progress=log)
         finally:

@@ -1,15 +1,18 @@
-"""Strip docstrings and comments from shipped Python, keeping every line where it was.
+"""Strip what the interpreter ignores from shipped Python, keeping every line where it was.
 
 What a function needs at run time is its code; its documentation stays in the repository.
 Like ``python -OO``, a docstring becomes empty; unlike it, the change is made to the files
 that ship, so the zip shrinks. Line numbers are kept (a multi-line docstring becomes an empty
 string spanning the same lines), so a traceback from Lambda points at the right source line.
+Each rewrite is checked: the shipped file must parse to the same syntax tree (or, where docs and
+annotations go, still compile), or the original ships.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import itertools
 import tokenize
 
 KEEP_COMMENT_PREFIXES = ("#!", "# -*-", "# vim:", "# coding")
@@ -21,13 +24,177 @@ READS_ANNOTATIONS = (
 """Names in a module that may read function annotations at run time: such a module keeps them."""
 
 
-def minify(source: str) -> str:
-    """What ships: no docstrings, comments or function annotations, every line where it was.
+INDENT = " "
+"""One space per block level: Python needs consistency, not width, and every byte of it ships."""
 
-    Function annotations go only from modules that postpone them (``from __future__ import
-    annotations``: they are strings nobody evaluates) and name nothing that reads them.
+
+def minify(source: str) -> str:
+    """What ships: no docstrings, comments or annotations, one-space indents, every line where it was.
+
+    Annotations go only from modules that postpone them (``from __future__ import annotations``:
+    they are strings nobody evaluates) and name nothing that reads them.
     """
-    return strip_annotations(strip_documentation(source))
+    return reindent(compact_spaces(drop_unused_headers(strip_annotations(strip_documentation(source)))))
+
+
+def compact_spaces(source: str) -> str:
+    """No space between tokens where the parser needs none (``x = f(a, b)`` ships as ``x=f(a,b)``).
+
+    Text inside strings and f-strings is never touched, and anything that would parse
+    differently is returned as is.
+    """
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        before = ast.dump(ast.parse(source))
+    except (SyntaxError, tokenize.TokenError):
+        return source
+    lines = source.splitlines(keepends=True)
+    fstring_depth = 0
+    gaps: list[tuple[int, int, int]] = []  # (row, start column, end column)
+    for previous, token in itertools.pairwise(tokens):
+        kind = tokenize.tok_name[token.type]
+        fstring_depth += (kind == "FSTRING_START") - (tokenize.tok_name[previous.type] == "FSTRING_END")
+        gap = previous.end[0] == token.start[0] and token.start[1] > previous.end[1]
+        if gap and not fstring_depth and not _space_needed(previous, token):
+            gaps.append((token.start[0], previous.end[1], token.start[1]))
+    for row, start, end in sorted(gaps, reverse=True):
+        lines[row - 1] = lines[row - 1][:start] + lines[row - 1][end:]
+    return _if_same_tree("".join(lines), before, source)
+
+
+def _if_same_tree(rewritten: str, tree_dump: str, original: str) -> str:
+    """A layout-only rewrite ships only when it parses to the very tree the original did."""
+    try:
+        same = ast.dump(ast.parse(rewritten)) == tree_dump
+    except SyntaxError:
+        same = False
+    return rewritten if same else original
+
+
+STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
+"""Names that would become part of the string literal they touch."""
+
+
+def _space_needed(previous: tokenize.TokenInfo, token: tokenize.TokenInfo) -> bool:
+    """Whether two tokens on one line would lex differently (or not at all) written together."""
+    if previous.type in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+        return True  # leading whitespace is reindent's business
+    left, right = previous.string[-1:], token.string[:1]
+    if _word_char(left) and _word_char(right):
+        return True  # `return x`, `1 if`, `not x`
+    if previous.type == tokenize.NUMBER and right == ".":
+        return True  # `1 .real` is not `1.real`
+    if previous.type == tokenize.NAME and token.type == tokenize.STRING:
+        return previous.string.lower() in STRING_PREFIXES
+    if previous.type != tokenize.OP or token.type != tokenize.OP:
+        return False
+    # No operator begins with these or ends with what precedes them; other pairs keep their
+    # space (`a= -1`, `x< -y`): written together, two operators could be read as one.
+    separable = left in ")]},;" or right in "([{),:" or (left == ":" and right != "=")
+    return not separable
+
+
+def _word_char(char: str) -> bool:
+    return bool(char) and (char.isalnum() or char == "_" or not char.isascii())
+
+
+def reindent(source: str) -> str:
+    """Each block level indented by ``INDENT``; text inside strings untouched; the same syntax tree.
+
+    Continuation lines (inside brackets) lose their alignment, which the parser ignores. Anything
+    that would parse differently is returned as is.
+    """
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        before = ast.dump(ast.parse(source))
+    except (SyntaxError, tokenize.TokenError):
+        return source
+    verbatim = _rows_inside_strings(tokens)
+    depth_of_row = _logical_line_depths(tokens)
+    lines = []
+    for row, line in enumerate(source.splitlines(keepends=True), start=1):
+        text = line.rstrip("\r\n")
+        ending = line[len(text) :]
+        if row in verbatim:
+            lines.append(line)
+        elif not text.strip():
+            lines.append(ending)
+        else:
+            depth = depth_of_row.get(row, 1 if text[0] in " \t" else 0)
+            lines.append(INDENT * depth + text.lstrip(" \t\f") + ending)
+    return _if_same_tree("".join(lines), before, source)
+
+
+def _rows_inside_strings(tokens: list[tokenize.TokenInfo]) -> set[int]:
+    """Rows that continue a multi-line string: their leading spaces are part of its value."""
+    rows: set[int] = set()
+    fstring_starts: list[int] = []
+    for token in tokens:
+        kind = tokenize.tok_name[token.type]
+        if kind == "STRING":
+            rows.update(range(token.start[0] + 1, token.end[0] + 1))
+        elif kind == "FSTRING_START":  # Python 3.12+ tokenizes f-strings in parts
+            fstring_starts.append(token.start[0])
+        elif kind == "FSTRING_END":
+            rows.update(range(fstring_starts.pop() + 1, token.end[0] + 1))
+    return rows
+
+
+def _logical_line_depths(tokens: list[tokenize.TokenInfo]) -> dict[int, int]:
+    """The block depth of every row that starts a statement."""
+    depths: dict[int, int] = {}
+    depth, at_statement_start = 0, True
+    for token in tokens:
+        if token.type == tokenize.INDENT:
+            depth += 1
+        elif token.type == tokenize.DEDENT:
+            depth -= 1
+        elif token.type == tokenize.NEWLINE:
+            at_statement_start = True
+        elif token.type in (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
+            continue
+        elif at_statement_start:
+            depths[token.start[0]] = depth
+            at_statement_start = False
+    return depths
+
+
+def drop_unused_headers(source: str) -> str:
+    """Blank ``from __future__ import annotations`` once no annotation is left, and an unread
+    ``TYPE_CHECKING = False``: two lines that only served the annotations already removed."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    lines = source.splitlines(keepends=True)
+    annotated = any(
+        isinstance(node, ast.AnnAssign)
+        or (isinstance(node, ast.arg) and node.annotation is not None)
+        or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None)
+        for node in ast.walk(tree)
+    )
+    reads_type_checking = any(
+        isinstance(node, ast.Name) and node.id == "TYPE_CHECKING" and isinstance(node.ctx, ast.Load)
+        for node in ast.walk(tree)
+    )
+    for node in tree.body:
+        line = lines[node.lineno - 1]
+        text = line.rstrip("\r\n")
+        whole_line = node.col_offset == 0 and node.end_col_offset == len(text.rstrip())
+        if node.lineno != node.end_lineno or not whole_line:
+            continue  # not the whole line: a semicolon shares it
+        future_annotations_only = (
+            isinstance(node, ast.ImportFrom) and node.module == "__future__"
+            and [alias.name for alias in node.names] == ["annotations"]
+        )
+        unread_flag = (
+            isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "TYPE_CHECKING"
+        )
+        if (future_annotations_only and not annotated) or (unread_flag and not reads_type_checking):
+            lines[node.lineno - 1] = line[len(text) :]
+    dropped = "".join(lines)
+    return dropped if _compiles(dropped) else source
 
 
 def strip_annotations(source: str) -> str:
@@ -44,11 +211,11 @@ def strip_annotations(source: str) -> str:
     if not postponed or any(name in source for name in READS_ANNOTATIONS):
         return source
     lines = source.splitlines(keepends=True)
-    cuts: list[tuple[int, int, int]] = []  # (line, start column, end column)
+    cuts = _variable_annotations(tree)  # (line, start column, end column)
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        cuts += _local_variable_annotations(node)
+        cuts += _variable_annotations(node)
         arguments = node.args
         for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
                          arguments.vararg, arguments.kwarg):
@@ -70,13 +237,15 @@ def strip_annotations(source: str) -> str:
     return stripped if _compiles(stripped) else source
 
 
-def _local_variable_annotations(function: ast.AST) -> list[tuple[int, int, int]]:
-    """``x: T = value`` in a function's own body: Python neither evaluates nor stores those annotations.
+def _variable_annotations(scope: ast.AST) -> list[tuple[int, int, int]]:
+    """``x: T = value`` in a function's or the module's own body, where nothing reads the annotation.
 
-    Nested functions are visited on their own, and nested classes keep theirs (a dataclass needs them).
+    In a function Python neither evaluates nor stores it; a module stores it as a string in
+    ``__annotations__``, which this module does not read (``READS_ANNOTATIONS``). Nested functions
+    are visited on their own, and classes keep theirs (a dataclass needs them).
     """
     cuts = []
-    pending = list(ast.iter_child_nodes(function))
+    pending = list(ast.iter_child_nodes(scope))
     while pending:
         node = pending.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):

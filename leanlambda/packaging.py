@@ -51,9 +51,9 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
 def stage_source(src: Path, dest: Path, strip_docs: bool = True) -> Path:
     """Copy what ships (src/ minus tests, caches and bytecode) to dest: the zip's contents.
 
-    Docstrings, comments and (where nothing reads them) function annotations are stripped from
-    the copies, line numbers kept: they serve readers of the repository, not the runtime, and
-    are most of a lean function's bytes.
+    Docstrings, comments, (where nothing reads them) annotations, and the spaces and indent
+    widths the parser ignores are stripped from the copies, line numbers kept: they serve readers
+    of the repository, not the runtime, and are most of a lean function's bytes.
     """
     shutil.copytree(src, dest, ignore=_ignore, symlinks=False)
     if strip_docs:

@@ -1,4 +1,5 @@
-"""benchmarks/: the quick run writes every section with numbers; the eager transformer only hoists.
+"""benchmarks/: the quick run writes every section with numbers; the eager transformer only hoists; the
+Upbit replay server answers as Upbit does.
 
 No timing is asserted: figures from a shared machine are reported, not tested.
 """
@@ -6,6 +7,7 @@ No timing is asserted: figures from a shared machine are reported, not tested.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.eager import PREWARM_MARKER, hoist_imports, make_eager
+from benchmarks.upbit_replay import CANDLE_SERIES, MARKETS_RECORDING, UpbitReplay
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NUMBER = r"\d+(?:\.\d+)?"
@@ -144,3 +147,36 @@ def test_make_eager_copies_source_and_prewarms_the_services(tmp_path):
     handler = (dest / "fn" / "handler.py").read_text(encoding="utf-8")
     assert handler.endswith(f"{PREWARM_MARKER}\nget_orchestrator().clients.prewarm('s3', 'ssm')\n")
     assert (tmp_path / "src" / "fn" / "clients.py").read_text(encoding="utf-8").count("import boto3") == 1
+
+
+def test_the_upbit_replay_server_answers_the_recorded_markets_and_pages_candles_like_upbit():
+    import requests
+
+    recorded = json.loads(MARKETS_RECORDING.read_text(encoding="utf-8"))
+    days = json.loads(CANDLE_SERIES["/v1/candles/days"].read_text(encoding="utf-8"))
+    newest_first = sorted((candle["candle_date_time_utc"] for candle in days), reverse=True)
+    with UpbitReplay() as upbit, requests.Session() as session:
+        markets = session.get(f"{upbit.url}/market/all", params={"isDetails": "false"}, timeout=5)
+        assert markets.status_code == recorded["status"]
+        assert markets.json() == recorded["body"]
+        assert markets.headers["Remaining-Req"] == recorded["headers"]["Remaining-Req"]
+
+        pages, to = [], None  # as the examples' UpbitClient pages: `to` is the oldest candle so far
+        while True:
+            params = {"market": "KRW-XRP", "count": 200, **({"to": to} if to else {})}
+            page = session.get(f"{upbit.url}/candles/days", params=params, timeout=5).json()
+            if not page:
+                break
+            pages.append(page)
+            to = page[-1]["candle_date_time_utc"].replace("T", " ")
+        assert [len(page) for page in pages] == [200, 200, len(days) - 400]
+        served = [candle for page in pages for candle in page]
+        assert [candle["candle_date_time_utc"] for candle in served] == newest_first
+        assert {candle["market"] for candle in served} == {"KRW-XRP"}
+
+        four_hour = session.get(f"{upbit.url}/candles/minutes/240", params={"market": "KRW-ETH", "count": 3},
+                                timeout=5)
+        assert four_hour.status_code == 200
+        assert [candle["unit"] for candle in four_hour.json()] == [240] * 3
+        unrecorded = session.get(f"{upbit.url}/candles/weeks", params={"market": "KRW-ETH"}, timeout=5)
+        assert unrecorded.status_code == 404

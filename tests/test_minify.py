@@ -91,13 +91,13 @@ def test_function_annotations_go_where_they_are_postponed_and_unread():
         "    return value * factor\n"
     )
     stripped = minify(source)
-    assert "def scale(value, factor = 2, *rest, **options):" in stripped
+    assert "def scale(value,factor=2,*rest,**options):" in stripped
     namespace = {}
     exec(compile(stripped, "stripped.py", "exec"), namespace)
     assert namespace["scale"](1.5) == 3.0
-    assert minify(source.replace("from __future__ import annotations\n", "\n")).count(": float") == 1
+    assert minify(source.replace("from __future__ import annotations\n", "\n")).count(":float") == 1
     reads_them = source + "from functools import singledispatch\n"
-    assert ": float" in minify(reads_them)
+    assert ":float" in minify(reads_them)
 
 
 def test_local_annotations_go_but_a_nested_dataclass_keeps_its_fields():
@@ -114,9 +114,74 @@ def test_local_annotations_go_but_a_nested_dataclass_keeps_its_fields():
         "    return Point(), total\n"
     )
     stripped = minify(source)
-    assert "    total = 0\n" in stripped
-    assert "        x: int = 1\n" in stripped
+    assert "\n total=0\n" in stripped
+    assert "\n  x:int=1\n" in stripped
     namespace = {}
     exec(compile(stripped, "stripped.py", "exec"), namespace)
     point, total = namespace["build"]()
     assert (point.x, total) == (1, 0)
+
+
+SPACED = textwrap.dedent(
+    '''\
+    from __future__ import annotations
+
+    TYPE_CHECKING = False
+    if TYPE_CHECKING:
+        from typing import Any
+
+    BANNER = """
+        kept:   as written
+    """
+
+
+    def describe(values: list[Any], width: int = 8) -> str:
+        total = sum(value * 2 for value in values if value is not None)
+        if total > -1 and 1 .real:
+            return f"{total:>{width}} | {'a  b'} | {BANNER!r}"
+        return r"raw  \\d" + b"x".decode()
+
+
+    def fail():
+        raise ValueError("line 20")
+    '''
+)
+
+
+def test_shipped_code_drops_spaces_and_indents_the_parser_ignores():
+    from leanlambda.minify import minify
+
+    shipped = minify(SPACED)
+    assert "\n total=sum(value*2 for value in values if value is not None)\n" in shipped
+    assert "\n  return f\"{total:>{width}} | {'a  b'} | {BANNER!r}\"\n" in shipped
+    assert '\n return r"raw  \\d"+b"x".decode()\n' in shipped
+    assert "1 .real" in shipped
+    assert "TYPE_CHECKING" not in shipped and "__future__" not in shipped
+    assert len(shipped.splitlines()) == len(SPACED.splitlines())
+    assert len(shipped) < len(SPACED) * 0.75
+
+
+def test_shipped_code_keeps_string_contents_results_and_line_numbers():
+    from leanlambda.minify import minify
+
+    original, shipped = {}, {}
+    exec(compile(SPACED, "original.py", "exec"), original)
+    exec(compile(minify(SPACED), "shipped.py", "exec"), shipped)
+    assert shipped["BANNER"] == original["BANNER"]
+    for values in ([1, 2, None], [], [-3]):
+        assert shipped["describe"](values) == original["describe"](values)
+    try:
+        shipped["fail"]()
+    except ValueError as error:
+        assert error.__traceback__.tb_next.tb_lineno == 20
+
+
+def test_spacing_that_changes_meaning_is_kept():
+    from leanlambda.minify import compact_spaces, reindent
+
+    compacted = compact_spaces("x = 1\ny = x if x else -x\nz = x< -y\n")
+    assert "\ny=x if x else-x\n" in compacted and "\nz=x< -y\n" in compacted
+    assert compact_spaces("def broken(:\n") == "def broken(:\n"
+    nested = "if x:\n    y = '''\n    kept\n    '''\n"
+    assert reindent(nested) == "if x:\n y = '''\n    kept\n    '''\n"
+    assert reindent("def broken(:\n") == "def broken(:\n"

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "package",
         help="build the function's deterministic deployment zip",
         description=(
-            "Zip the contents of FUNCTION_DIR/src (no tests, no bytecode; docstrings and comments "
-            "stripped, line numbers kept) with sorted entries, fixed timestamps and permissions, so the "
+            "Zip the contents of FUNCTION_DIR/src (no tests, no bytecode; docstrings, comments, "
+            "unread annotations and the spaces the parser ignores stripped, line numbers kept) with "
+            "sorted entries, fixed timestamps and permissions, so the "
             "same source always gives the same bytes. Prints the path, size and sha256; exits 1 when the "
             "zip is larger than --max-kb."
         ),

@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 EMF_MAX_METRICS_PER_BLOB = 100
 EMF_MAX_VALUES_PER_METRIC = 100
+{%- if cookiecutter.metrics_backend == "put_metric_data" %}
 PUT_METRIC_DATA_MAX_METRICS = 1_000
 PUT_METRIC_DATA_MAX_BYTES = 1_000_000
+{%- endif %}
 MAX_DIMENSIONS = 30
 _SIZES = [prefix + unit for unit in ("Bytes", "Bits") for prefix in ("", "Kilo", "Mega", "Giga", "Tera")]
 VALID_UNITS = frozenset(
