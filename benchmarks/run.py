@@ -802,7 +802,7 @@ def render(ctx: dict) -> str:
         measured on that Lambda-like floor, beside its eager twin on the same floor. *default bake, bytecode
         shipped* is the same source with `__pycache__` compiled in advance by this interpreter: what
         `leanlambda package --bytecode` ships for a function whose runtime is this Python (no compile at
-        cold start), for a zip about 3.5 times larger."""),
+        cold start), for a zip about 4 times larger."""),
         para(f"""- **Cold path**: init plus the first invocation with the function's `events/event.json`
         against one moto server (loopback, free port, started once per run; `AWS_ENDPOINT_URL` set for the
         child, fake credentials; `DATA_BUCKET={BENCH_BUCKET}` exists in moto, so the default's

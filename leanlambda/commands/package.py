@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help=(
             "also ship bytecode compiled by the function's runtime Python (needs that interpreter here): "
-            "Lambda then skips compiling the source at every cold start, for a zip about 3x larger"
+            "Lambda then skips compiling the source at every cold start, for a zip about 4x larger"
         ),
     )
     parser.set_defaults(func=run)
