@@ -1,8 +1,8 @@
 """Bundle the Cookiecutter template into the wheel, so `leanlambda new` works from an installed package.
 
 pyproject.toml holds all metadata; this file only adds a build_py step that copies cookiecutter.json,
-hooks/ and the template folder into build_lib/leanlambda/_template. Editable installs read the
-repository root instead (leanlambda/template_source.py), so nothing is copied for them.
+local_extensions.py, hooks/ and the template folder into build_lib/leanlambda/_template. Editable
+installs read the repository root instead (leanlambda/template_source.py), so nothing is copied for them.
 """
 
 import shutil
@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-TEMPLATE_ITEMS = ("cookiecutter.json", "hooks", "{{cookiecutter.function_name}}")
+TEMPLATE_ITEMS = ("cookiecutter.json", "local_extensions.py", "hooks", "{{cookiecutter.function_name}}")
 BUNDLED_DIR = "_template"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "build")
 

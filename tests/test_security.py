@@ -93,6 +93,7 @@ def _bandit_targets(bakes: dict[str, Path]) -> list[Path]:
     return [
         REPO_ROOT / "leanlambda",
         REPO_ROOT / "hooks",
+        REPO_ROOT / "local_extensions.py",
         bakes["default"] / "src",
         bakes["all-options"] / "src",
         *example_src_dirs(),
