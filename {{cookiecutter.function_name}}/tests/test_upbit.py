@@ -104,12 +104,31 @@ def test_a_client_error_is_not_retried(client):
 
 
 @responses.activate
-def test_requests_are_spaced_to_upbits_rate(client, clock):
-    responses.get(MARKETS_URL, json=[])
-    for _ in range(5):
+def test_no_second_holds_more_requests_than_upbit_allows(client, clock):
+    sent_at = []
+
+    def answer(request):
+        sent_at.append(clock.now)
+        return 200, {}, "[]"
+
+    responses.add_callback(responses.GET, MARKETS_URL, callback=answer)
+    for _ in range(25):
         client.markets()
-    period = 1 / upbit.MAX_REQUESTS_PER_SECOND
-    assert clock.slept == [pytest.approx(period)] * 4
+    limit = upbit.MAX_REQUESTS_PER_SECOND
+    assert sent_at[:limit] == [sent_at[0]] * limit, "a short run of requests should not wait"
+    window_later = zip(sent_at, sent_at[limit:], strict=False)
+    assert all(later - earlier >= upbit.RATE_WINDOW_S for earlier, later in window_later)
+    assert clock.slept == [pytest.approx(upbit.RATE_WINDOW_S)] * 2
+
+
+@responses.activate
+def test_a_second_upbit_reports_used_up_is_waited_out(client, clock):
+    responses.get(MARKETS_URL, json=[], headers={"Remaining-Req": "group=market; min=599; sec=0"})
+    responses.get(MARKETS_URL, json=[], headers={"Remaining-Req": "group=market; min=598; sec=9"})
+    client.markets()
+    assert clock.slept == []
+    client.markets()
+    assert clock.slept == [pytest.approx(upbit.RATE_WINDOW_S)]
 
 
 @responses.activate

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 logger = logging.getLogger(__name__)
 
 API_URL = "https://api.upbit.com/v1"
 MAX_REQUESTS_PER_SECOND = 10
 """Upbit's quotation API allows 10 requests a second per IP address."""
+RATE_WINDOW_S = 1.0
 MAX_ATTEMPTS = 4
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
@@ -42,7 +44,7 @@ class UpbitClient:
     def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
         self._sleep = sleep
         self._session: Any = None
-        self._next_request_at = 0.0
+        self._sent_at: deque[float] = deque(maxlen=MAX_REQUESTS_PER_SECOND)
 
     def markets(self) -> list[dict[str, Any]]:
         """Every market Upbit lists, e.g. {"market": "KRW-BTC", "korean_name": ..., ...}."""
@@ -67,6 +69,7 @@ class UpbitClient:
             except (requests.ConnectionError, requests.Timeout) as error:
                 last_problem = type(error).__name__
             else:
+                self._note_remaining(response.headers.get("Remaining-Req"))
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code >= 400:
                         raise UpbitError(f"GET {path}: HTTP {response.status_code}")
@@ -118,15 +121,20 @@ class UpbitClient:
         return frame.sort_index()
 
     def _throttle(self) -> None:
-        """Space requests so this client stays under Upbit's rate."""
-        now = time.monotonic()
-        if now < self._next_request_at:
-            self._sleep(self._next_request_at - now)
-        self._next_request_at = max(now, self._next_request_at) + self._period()
+        """At most MAX_REQUESTS_PER_SECOND in any second: a short run of requests goes at once,
+        and a request beyond it waits until the oldest of the window is a second old."""
+        if len(self._sent_at) == self._sent_at.maxlen:
+            wait = self._sent_at[0] + RATE_WINDOW_S - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+        self._sent_at.append(time.monotonic())
 
-    @staticmethod
-    def _period() -> float:
-        return 1.0 / MAX_REQUESTS_PER_SECOND
+    def _note_remaining(self, header: str | None) -> None:
+        """Upbit's ``Remaining-Req: group=...; min=...; sec=N``: at ``sec=0`` others on this IP
+        have used the second, so count the window as full."""
+        fields = dict(part.strip().partition("=")[::2] for part in (header or "").split(";"))
+        if fields.get("sec") == "0":
+            self._sent_at.extend([time.monotonic()] * MAX_REQUESTS_PER_SECOND)
 
     def _backoff(self, attempt: int, what: str, problem: str) -> None:
         delay = min(BACKOFF_BASE_S * 2 ** (attempt - 1), BACKOFF_MAX_S)
