@@ -132,8 +132,9 @@ class UpbitClient:
     def _note_remaining(self, header: str | None) -> None:
         """Upbit's ``Remaining-Req: group=...; min=...; sec=N``: at ``sec=0`` others on this IP
         have used the second, so count the window as full."""
-        fields = dict(part.strip().partition("=")[::2] for part in (header or "").split(";"))
-        if fields.get("sec") == "0":
+        pairs = (part.strip().partition("=") for part in (header or "").split(";"))
+        remaining = {name: value for name, _, value in pairs}
+        if remaining.get("sec") == "0":
             self._sent_at.extend([time.monotonic()] * MAX_REQUESTS_PER_SECOND)
 
     def _backoff(self, attempt: int, what: str, problem: str) -> None:
