@@ -36,10 +36,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from leanlambda.layer import build_layer, load_settings
-from leanlambda.layer.builder import LOCK_FILE, MIB
+from leanlambda.layer.builder import LOCK_FILE
 from leanlambda.layer.builder import mb as size_text
 from leanlambda.layer.install import canonical
 from leanlambda.layer.target import Target
+from leanlambda.limits import MIB
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAYER_DIR = ROOT / "examples" / "makenaide-core-layer"

@@ -985,7 +985,7 @@ def build_variants(args: argparse.Namespace, work: Path, moto: Moto, pg: Postgre
                 function.env.update(world.env)
                 function.prepare = world.reset
         name = function.answers.get("function_name")
-        if name in BENCH_EVENTS and (function.root / BENCH_EVENTS[name][0]).is_file():
+        if name in BENCH_EVENTS:
             event, why = BENCH_EVENTS[name]
             function.event = function.root / event
             notes.append(f"{function.label}: event `{event}`, not `events/event.json`: {why}.")

@@ -158,12 +158,16 @@ def _require_str(field: str, value: Any, allowed: str) -> str:
     return value
 
 
-def validate_function_name(value: Any) -> str:
-    allowed = "1-64 characters: letters, digits, '-' and '_'"
-    value = _require_str("function_name", value, allowed)
-    if not FUNCTION_NAME_RE.fullmatch(value):
-        raise InvalidAnswer("function_name", value, allowed)
+def _require_match(field: str, value: Any, pattern: re.Pattern[str], allowed: str) -> str:
+    if not pattern.fullmatch(_require_str(field, value, allowed)):
+        raise InvalidAnswer(field, value, allowed)
     return value
+
+
+def validate_function_name(value: Any) -> str:
+    return _require_match(
+        "function_name", value, FUNCTION_NAME_RE, "1-64 characters: letters, digits, '-' and '_'"
+    )
 
 
 def validate_module_name(value: Any, function_name: str | None = None) -> str:
@@ -245,11 +249,7 @@ def validate_timeout(value: Any) -> int:
 
 
 def validate_region(value: Any) -> str:
-    allowed = "a region code such as ap-northeast-2 or us-gov-west-1"
-    value = _require_str("region", value, allowed)
-    if not REGION_RE.fullmatch(value):
-        raise InvalidAnswer("region", value, allowed)
-    return value
+    return _require_match("region", value, REGION_RE, "a region code such as ap-northeast-2 or us-gov-west-1")
 
 
 def validate_schedule(value: Any) -> str:
@@ -342,11 +342,9 @@ def validate_metrics_namespace(value: Any) -> str:
 
 
 def validate_layer_name(value: Any) -> str:
-    allowed = "1-140 characters: letters, digits, '-' and '_'"
-    value = _require_str("layer_name", value, allowed)
-    if not LAYER_NAME_RE.fullmatch(value):
-        raise InvalidAnswer("layer_name", value, allowed)
-    return value
+    return _require_match(
+        "layer_name", value, LAYER_NAME_RE, "1-140 characters: letters, digits, '-' and '_'"
+    )
 
 
 def validate_answers(answers: Mapping[str, Any], known: frozenset[str] | None) -> dict[str, Any]:

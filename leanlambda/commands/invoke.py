@@ -14,10 +14,7 @@ from leanlambda.emulator.runner import RunSpec
 from leanlambda.emulator.runner import run as run_function
 from leanlambda.errors import UsageError
 from leanlambda.function import load_function
-
-MAX_MEMORY_MB = 10240  # Lambda's limits
-MIN_MEMORY_MB = 128
-MAX_TIMEOUT_S = 900
+from leanlambda.limits import MEMORY_MAX_MB, MEMORY_MIN_MB, TIMEOUT_MAX_S
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,10 +86,10 @@ def check_layers(layers: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.memory is not None and not MIN_MEMORY_MB <= args.memory <= MAX_MEMORY_MB:
-        raise UsageError(f"--memory must be {MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB")
-    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:
-        raise UsageError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT_S} s")
+    if args.memory is not None and not MEMORY_MIN_MB <= args.memory <= MEMORY_MAX_MB:
+        raise UsageError(f"--memory must be {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")
+    if args.timeout is not None and not 0 < args.timeout <= TIMEOUT_MAX_S:
+        raise UsageError(f"--timeout must be more than 0 and at most {TIMEOUT_MAX_S} s")
     function = load_function(args.function_dir)
     event = read_event(args.event)
     env = parse_env(args.env)

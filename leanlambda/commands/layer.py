@@ -7,8 +7,8 @@ from pathlib import Path
 
 from leanlambda.errors import UsageError
 from leanlambda.layer import Limits, build_layer, check_build, load_settings, report_lines
-from leanlambda.layer.builder import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 from leanlambda.layer.target import ARCH_MACHINE, RUNTIME_GLIBC
+from leanlambda.limits import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 
 DESCRIPTION = """\
 Build a Lambda layer from LAYER_DIR/requirements.txt (defaults in LAYER_DIR/layer.toml).

@@ -33,11 +33,9 @@ from leanlambda.layer.install import (
 from leanlambda.layer.settings import LayerSettings
 from leanlambda.layer.slim import slim
 from leanlambda.layer.verify import Verification, find_interpreter, verify_layer
+from leanlambda.limits import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 from leanlambda.ziputil import write_deterministic_zip
 
-MIB = 1024 * 1024
-UNZIPPED_LIMIT_BYTES = 250 * MIB  # function + all its layers, unzipped (262,144,000 bytes)
-ZIPPED_LIMIT_BYTES = 50 * MIB  # a zip uploaded directly through the Lambda API
 REPORT_FILE = "layer-build.json"
 LAYER_TREE = "layer"
 SITE_DIR = "python"

@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from leanlambda.limits import TIMEOUT_MAX_S
 from leanlambda.review.model import FAIL, PASS, WARN, CheckResult, ReviewContext, listing
 from leanlambda.review.source import SourceFile, call_name
 
-LAMBDA_MAX_TIMEOUT_S = 900
 WORST_CASE_NAME = "WORST_CASE_SECONDS"
 WAIT_HELPERS_MODULE, WAIT_HELPERS_CLASS = "pipeline", "Deadline"
 # Top-level names of packages that belong in the layer (or the runtime), never in the function zip.
@@ -187,8 +187,8 @@ def timeouts(ctx: ReviewContext) -> CheckResult:
         seconds = None
     else:
         seconds = float(timeout)
-        if seconds > LAMBDA_MAX_TIMEOUT_S:
-            problems.append(f"Timeout {seconds:g} s is over Lambda's {LAMBDA_MAX_TIMEOUT_S} s")
+        if seconds > TIMEOUT_MAX_S:
+            problems.append(f"Timeout {seconds:g} s is over Lambda's {TIMEOUT_MAX_S} s")
     worst = declared_worst_case(ctx.sources.by_basename("steps"))
     if worst and seconds is not None and seconds < worst[0]:
         problems.append(
@@ -201,7 +201,7 @@ def timeouts(ctx: ReviewContext) -> CheckResult:
         + (f", worst case {worst[0]:g} s" if worst else ", no declared worst case")
         + f", {len(waits)} unbounded wait(s)"
     )
-    budget = f"<= {LAMBDA_MAX_TIMEOUT_S} s, >= worst case, 0 unbounded waits"
+    budget = f"<= {TIMEOUT_MAX_S} s, >= worst case, 0 unbounded waits"
     if problems:
         return CheckResult("timeouts", FAIL, value, budget, listing(problems))
     return CheckResult("timeouts", PASS, value, budget, "every wait is bounded by the Lambda deadline")
