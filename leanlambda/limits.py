@@ -1,14 +1,56 @@
-"""Lambda's quotas, in one place: the toolkit checks answers, templates and builds against them.
+"""What Lambda is, in one place: its managed Python runtimes, their quotas and the CPU share per memory size.
 
-Source: the AWS Lambda quotas page (memory, timeout, deployment package sizes). The template's hook
-keeps its own copy, since a generated function never imports the toolkit.
+Sources: the AWS Lambda developer guide (runtimes and their deprecation dates, quotas, "memory and
+computing power"). The template's hook keeps its own copy of the runtime choices and quotas, since a
+generated function never imports the toolkit; a test compares the two.
 """
 
 from __future__ import annotations
 
+MIB = 1024 * 1024
+
+# Runtimes this project offers, the default first. Each maps to the exact Python it runs.
+RUNTIME_PYTHONS = {
+    "python3.13": "3.13",
+    "python3.14": "3.14",
+    "python3.12": "3.12",
+}
+DEFAULT_RUNTIME = "python3.13"
+# Deprecated on Lambda (no more security patches, then creating and updating functions is blocked).
+DEPRECATED_RUNTIMES = {
+    "python3.11": "2026-06-30",
+    "python3.10": "2026-06-30",
+    "python3.9": "2025-12-15",
+}
+# Every runtime offered here runs on Amazon Linux 2023, whose glibc decides which manylinux wheels import.
+RUNTIME_GLIBC = {"python3.12": (2, 34), "python3.13": (2, 34), "python3.14": (2, 34)}
+ARCHITECTURES = ("x86_64", "arm64")
+
 MEMORY_MIN_MB = 128
 MEMORY_MAX_MB = 10_240
 TIMEOUT_MAX_S = 900
-MIB = 1024 * 1024
 UNZIPPED_LIMIT_BYTES = 250 * MIB  # function + all its layers, unzipped (262,144,000 bytes)
 ZIPPED_LIMIT_BYTES = 50 * MIB  # a zip uploaded directly through the Lambda API
+SYNC_RESPONSE_LIMIT_BYTES = 6 * MIB  # a synchronous invocation's response payload
+
+# CPU: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below it. The INIT
+# phase of an on-demand function runs unthrottled (a "burst"), for at most 10 s.
+FULL_VCPU_MEMORY_MB = 1769
+INIT_BURST_MAX_S = 10
+
+
+def python_of(runtime: str) -> str:
+    """'3.13' for python3.13; a one-line ValueError for a runtime this project does not offer."""
+    if runtime in RUNTIME_PYTHONS:
+        return RUNTIME_PYTHONS[runtime]
+    if runtime in DEPRECATED_RUNTIMES:
+        raise ValueError(
+            f"{runtime} is deprecated on Lambda since {DEPRECATED_RUNTIMES[runtime]}: "
+            f"choose one of {', '.join(RUNTIME_PYTHONS)}"
+        )
+    raise ValueError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIME_PYTHONS)}")
+
+
+def cpu_share(memory_mb: int) -> float:
+    """The fraction of one vCPU a function of this memory size gets in its invoke phase (at most 1)."""
+    return min(1.0, memory_mb / FULL_VCPU_MEMORY_MB)
