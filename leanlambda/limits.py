@@ -54,3 +54,16 @@ def python_of(runtime: str) -> str:
 def cpu_share(memory_mb: int) -> float:
     """The fraction of one vCPU a function of this memory size gets in its invoke phase (at most 1)."""
     return min(1.0, memory_mb / FULL_VCPU_MEMORY_MB)
+
+
+# What every Python runtime has in /var/runtime, by distribution name -> top-level import name. boto3,
+# botocore, s3transfer and jmespath are the SDK; python-dateutil, six and urllib3 come only as botocore's
+# dependencies, in versions AWS picks for botocore, so a layer that needs them must ship its own.
+RUNTIME_SDK_DISTRIBUTIONS = {
+    "boto3": "boto3",
+    "botocore": "botocore",
+    "s3transfer": "s3transfer",
+    "jmespath": "jmespath",
+}
+RUNTIME_SDK_DEPENDENCIES = {"python-dateutil": "dateutil", "six": "six", "urllib3": "urllib3"}
+RUNTIME_PROVIDED_MODULES = (*RUNTIME_SDK_DISTRIBUTIONS.values(), *RUNTIME_SDK_DEPENDENCIES.values())
