@@ -35,9 +35,10 @@ def test_items_are_summarised(lambda_context):
     ],
 )
 def test_bad_items_are_rejected(event, message, lambda_context):
-    result = handler.lambda_handler(event, lambda_context)
-    assert result["ok"] is False
-    assert message in result["error"]
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, lambda_context)
+    assert raised.value.result["ok"] is False
+    assert message in raised.value.result["error"]
 {%- if "s3" in cookiecutter.__services.split(",") %}
 
 

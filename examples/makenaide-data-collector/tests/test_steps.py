@@ -23,6 +23,14 @@ import responses
 
 from makenaide_data_collector import handler, steps, upbit
 
+
+def failed_run(event, context) -> dict:
+    """A run that fails the invocation: the handler raises PipelineFailed, as Lambda would see it."""
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, context)
+    assert str(raised.value).startswith('{"ok": false, "error": ')
+    return raised.value.result
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 DAYS = json.loads((EVENTS / "upbit" / "candles_days_KRW-BTC.json").read_text())
@@ -268,7 +276,7 @@ def test_a_ticker_throttled_to_the_last_attempt_fails_alone(database, fake_upbit
 def test_every_ticker_failing_fails_the_step(database, fake_upbit):
     fake_upbit.failing.update({"KRW-BTC": 500, "KRW-ETH": 500, "KRW-XRP": 500})
 
-    result = handler.lambda_handler({}, Context())
+    result = failed_run({}, Context())
 
     assert result["ok"] is False
     check = next(s for s in result["steps"] if s["name"] == "check_progress")
@@ -378,7 +386,7 @@ def test_the_sample_events_are_accepted(database, fake_upbit):
     ],
 )
 def test_bad_events_are_rejected(event, message, lambda_context):
-    result = handler.lambda_handler(event, lambda_context)
+    result = failed_run(event, lambda_context)
     assert result["ok"] is False
     assert message in result["error"]
     assert len(result["error"]) < 250  # a huge value is shown as a short repr

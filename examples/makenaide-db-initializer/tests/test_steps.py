@@ -25,6 +25,14 @@ OLD_OHLCV = ("CREATE TABLE ohlcv (ticker text, date date, open real, high real, 
              " volume real, PRIMARY KEY (ticker, date))")
 
 
+def failed_run(event, context) -> dict:
+    """A run that fails the invocation: the handler raises PipelineFailed, as Lambda would see it."""
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, context)
+    assert str(raised.value).startswith('{"ok": false, "error": ')
+    return raised.value.result
+
+
 @pytest.fixture
 def empty_db(db_secret, database_url, monkeypatch):
     """A new, empty database; yields a function that opens a connection to it."""
@@ -215,7 +223,7 @@ def test_a_failure_part_way_rolls_back_the_whole_transaction(empty_db, lambda_co
         cursor.execute("CREATE TYPE trade_log AS ENUM ('BUY', 'SELL')")
     before = snapshot(empty_db())
 
-    result = handler.lambda_handler({}, lambda_context)
+    result = failed_run({}, lambda_context)
 
     assert result["ok"] is False
     failed = step(result, "apply_schema")
@@ -230,7 +238,7 @@ def test_a_column_of_the_wrong_type_fails_the_run_with_a_clear_report(empty_db, 
     with empty_db().cursor() as cursor:
         cursor.execute("CREATE TABLE static_indicators (ticker text PRIMARY KEY, price text)")
 
-    result = handler.lambda_handler({}, lambda_context)
+    result = failed_run({}, lambda_context)
 
     assert result["ok"] is False
     failed = step(result, "validate_schema")
@@ -255,7 +263,7 @@ def test_the_sample_events_are_accepted(empty_db, lambda_context):
     ],
 )
 def test_bad_events_are_rejected(event, message, lambda_context):
-    result = handler.lambda_handler(event, lambda_context)
+    result = failed_run(event, lambda_context)
     assert result["ok"] is False
     assert result["error"].startswith(f"invalid event: {message}")
     assert len(result["error"]) < 250  # a huge value is shown as a short repr

@@ -129,6 +129,14 @@ def invoke(event: dict, timeout_ms: int = 60_000) -> dict:
     return result
 
 
+def failed_invoke(event: dict, timeout_ms: int = 60_000) -> dict:
+    """A pass that fails the invocation: the handler raises PipelineFailed, as Lambda would see it."""
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, LambdaContext(timeout_ms))
+    assert str(raised.value).startswith('{"ok": false, "error": ')
+    return raised.value.result
+
+
 def step(result: dict, name: str) -> dict:
     return next(s for s in result["steps"] if s["name"] == name)
 
@@ -194,7 +202,7 @@ def test_a_valid_configuration_is_read():
 
 def test_a_misconfigured_function_answers_with_the_error_and_touches_nothing(account, monkeypatch):
     monkeypatch.setenv("INSTANCE_ID", "web-1")
-    result = invoke({})
+    result = failed_invoke({})
     assert result == {"ok": False, "error": "invalid event: INSTANCE_ID='web-1' is not an EC2 instance id "
                       "(i-0123456789abcdef0)"}
     assert account.states() == ("stopped", "stopped")
@@ -212,7 +220,7 @@ def test_a_misconfigured_function_answers_with_the_error_and_touches_nothing(acc
 def test_malformed_events_are_rejected(monkeypatch, event, message):
     for name, value in VALID_ENV.items():
         monkeypatch.setenv(name, value)
-    result = invoke(event)
+    result = failed_invoke(event)
     assert result["ok"] is False
     assert message in result["error"]
     assert len(result["error"]) < 200  # a huge value is shown as a short repr
@@ -455,7 +463,7 @@ def test_a_failed_launch_stops_the_instance_it_started(account, clock, emf_lines
     _to_running_unlaunched(account, clock)
     clock.at(6)
     _fail_ssm("AccessDeniedException")
-    result = invoke(account.ec2_event("running"))
+    result = failed_invoke(account.ec2_event("running"))
     assert result["ok"] is False
     assert step(result, "launch_app")["status"] == "failed"
     assert "AccessDeniedException" in step(result, "launch_app")["error"]
@@ -478,7 +486,7 @@ def test_a_start_that_cannot_be_recorded_is_stopped_again(account, clock, emf_li
     clock.at(5)
     emf_lines()
     tags = _fail("ec2", "CreateTags", "ThrottlingException", times=1)
-    result = invoke({})
+    result = failed_invoke({})
 
     assert action(result) == steps.START_INSTANCE
     failed = step(result, "start_instance")
@@ -513,10 +521,10 @@ def test_a_database_start_that_cannot_be_recorded_counts_no_savings_later(accoun
     ec2.meta.events.register("before-parameter-build.ec2.CreateTags", fail_clearing_the_rds_stop)
     clock.at(0)
     emf_lines()
-    result = invoke(account.tick(clock))  # starts RDS; clearing its stop record fails
+    result = failed_invoke(account.tick(clock))  # starts RDS; clearing its stop record fails
     assert action(result) == steps.START_RDS
     assert step(result, "start_rds")["status"] == "failed"
-    assert "savings" not in step(result, "report")["result"]
+    assert step(result, "report")["status"] == "skipped"  # the pass failed: it reports no savings
     assert "DailyCostSavings" not in json.dumps(emf_lines())
     assert account.tags()[steps.TAG_RDS_STOPPED] == an_hour_ago  # left behind
     ec2.meta.events.unregister("before-parameter-build.ec2.CreateTags", fail_clearing_the_rds_stop)
@@ -534,7 +542,7 @@ def test_a_start_whose_undo_fails_too_names_both_and_a_later_pass_launches(accou
     clock.at(5)
     _fail("ec2", "CreateTags", "AccessDeniedException", times=1)
     _fail("ec2", "StopInstances", "InternalFailure", times=1)
-    result = invoke({})
+    result = failed_invoke({})
 
     error = step(result, "start_instance")["error"]
     assert "AccessDeniedException" in error and "stopping the instance again failed too" in error
@@ -556,7 +564,7 @@ def test_a_send_command_timeout_is_reported_as_a_timeout(account, clock):
 
     ssm = handler.get_orchestrator().clients.get("ssm")
     ssm.meta.events.register("before-send.ssm.SendCommand", timeout)
-    result = invoke(account.ec2_event("running"))
+    result = failed_invoke(account.ec2_event("running"))
 
     error = step(result, "launch_app")["error"]
     assert error.startswith("ReadTimeoutError: Read timeout on endpoint URL"), error
@@ -581,7 +589,7 @@ def test_a_launch_whose_undo_failed_is_stopped_once_the_claim_is_stale(account, 
     clock.at(6)
     _fail_ssm("AccessDeniedException")
     _fail("ec2", "StopInstances", "ThrottlingException", times=1)
-    result = invoke(account.ec2_event("running"))
+    result = failed_invoke(account.ec2_event("running"))
     assert step(result, "launch_app")["status"] == "failed"
     assert "compensated" not in result  # the stop failed: nothing was undone
     assert account.states() == ("available", "running")
@@ -642,7 +650,7 @@ def test_an_instance_past_its_max_run_time_is_stopped(account, clock):
 
 def test_an_exhausted_deadline_changes_nothing(account, clock):
     clock.at(0)
-    result = invoke(account.tick(clock), timeout_ms=1_000)
+    result = failed_invoke(account.tick(clock), timeout_ms=1_000)
     assert result["ok"] is False
     assert "ms left before the deadline" in step(result, "observe")["error"]
     assert account.states() == ("stopped", "stopped")

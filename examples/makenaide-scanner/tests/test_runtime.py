@@ -164,12 +164,18 @@ def test_clients_use_adaptive_retries_and_bounded_timeouts(aws):
     assert config.read_timeout <= 30
 
 
+def _invoke_rejected(context) -> None:
+    """One invocation with an event every function rejects (nothing runs, metrics are sent)."""
+    with pytest.raises(handler.PipelineFailed):
+        handler.lambda_handler(None, context)
+
+
 def test_warm_invocations_reuse_the_container_orchestrator_and_clients(aws, lambda_context):
-    handler.lambda_handler(None, lambda_context)
+    _invoke_rejected(lambda_context)
     orchestrator = handler.get_orchestrator()
     s3 = orchestrator.clients.get("s3")
     created = orchestrator.clients.created
-    handler.lambda_handler(None, lambda_context)
+    _invoke_rejected(lambda_context)
     assert handler.get_orchestrator() is orchestrator
     assert orchestrator.clients.get("s3") is s3
     assert orchestrator.clients.created == created
@@ -232,8 +238,8 @@ def _flushed_metric_names(capsys) -> list[str]:
 
 
 def test_cold_start_is_counted_once_per_container(lambda_context, capsys):
-    handler.lambda_handler(None, lambda_context)
-    handler.lambda_handler(None, lambda_context)
+    _invoke_rejected(lambda_context)
+    _invoke_rejected(lambda_context)
     assert _flushed_metric_names(capsys).count("ColdStart") == 1
 
 
@@ -338,8 +344,82 @@ def test_a_step_may_skip_itself(clock):
 
 
 @pytest.mark.parametrize("event", [None, [], "text", 42])
-def test_a_malformed_event_gets_an_error_result_and_metrics_are_flushed(event, lambda_context, capsys):
-    result = handler.lambda_handler(event, lambda_context)
-    expected = f"invalid event: expected a JSON object, got {type(event).__name__}"
-    assert result == {"ok": False, "error": expected}
+def test_a_malformed_event_raises_with_the_error_result_after_flushing_metrics(event, lambda_context, capsys):
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, lambda_context)
+    expected = {"ok": False, "error": f"invalid event: expected a JSON object, got {type(event).__name__}"}
+    assert raised.value.result == expected
+    assert json.loads(str(raised.value)) == expected
     assert "InvalidEvent" in _flushed_metric_names(capsys)
+
+
+def _fail(run):
+    raise RuntimeError("the database is down")
+
+
+def _run_steps(monkeypatch, *steps: Step) -> None:
+    """The handler runs these steps for any event, instead of the function's own."""
+    monkeypatch.setattr(handler, "parse_event", lambda event: None)
+    monkeypatch.setattr(handler, "build_steps", lambda request: list(steps))
+
+
+def test_a_failed_critical_step_raises_with_the_result_after_flushing_metrics(
+    lambda_context, capsys, monkeypatch
+):
+    sent_before_raising = []
+    real_flush = MetricsCollector.flush
+
+    def flush(collector):
+        real_flush(collector)
+        sent_before_raising.extend(_flushed_metric_names(capsys))
+
+    monkeypatch.setattr(MetricsCollector, "flush", flush)
+    _run_steps(monkeypatch, Step("load", _fail), Step("report", lambda run: "never"))
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler({}, lambda_context)
+    result = json.loads(str(raised.value))
+    assert result == raised.value.result
+    assert result["ok"] is False
+    assert result["error"] == "critical step load failed: RuntimeError: the database is down"
+    assert [step["status"] for step in result["steps"]] == ["failed", "skipped"]
+    assert "StepsFailed" in sent_before_raising
+
+
+def test_a_failed_non_critical_step_leaves_the_run_ok(lambda_context, monkeypatch):
+    _run_steps(monkeypatch, Step("optional", _fail, critical=False), Step("main", lambda run: 42))
+    result = handler.lambda_handler({}, lambda_context)
+    assert result["ok"] is True
+    assert [step["status"] for step in result["steps"]] == ["failed", "ok"]
+    assert result["steps"][0]["error"] == "RuntimeError: the database is down"
+
+
+def test_raise_on_failure_false_returns_the_failed_result(lambda_context, monkeypatch):
+    monkeypatch.setenv(handler.RAISE_ON_FAILURE_ENV, "false")
+    _run_steps(monkeypatch, Step("load", _fail))
+    result = handler.lambda_handler({}, lambda_context)
+    assert result["ok"] is False
+    assert result["error"] == "critical step load failed: RuntimeError: the database is down"
+
+
+def test_the_error_message_is_capped_and_keeps_the_failed_step_first(lambda_context, monkeypatch):
+    def fail_loudly(run):
+        raise RuntimeError("x" * (2 * handler.MAX_ERROR_MESSAGE_CHARS))
+
+    _run_steps(monkeypatch, Step("big", lambda run: ["row"] * 5_000), Step("load", _fail))
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler({}, lambda_context)
+    message = str(raised.value)
+    assert len(message) <= handler.MAX_ERROR_MESSAGE_CHARS
+    brief = json.loads(message)  # the steps' own results are dropped, the rest fits
+    assert brief["truncated"] is True
+    assert brief["error"] == "critical step load failed: RuntimeError: the database is down"
+    assert "result" not in brief["steps"][0]
+    assert len(raised.value.result["steps"][0]["result"]) == 5_000
+
+    _run_steps(monkeypatch, Step("loud", fail_loudly))
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler({}, lambda_context)
+    message = str(raised.value)
+    assert len(message) == handler.MAX_ERROR_MESSAGE_CHARS
+    assert message.startswith('{"ok": false, "error": "critical step loud failed: RuntimeError: xxx')
+    assert message.endswith(handler.TRUNCATION_MARK)

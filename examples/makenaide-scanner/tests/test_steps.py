@@ -19,6 +19,14 @@ import responses
 
 from makenaide_scanner import handler, upbit
 
+
+def failed_run(event, context) -> dict:
+    """A run that fails the invocation: the handler raises PipelineFailed, as Lambda would see it."""
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, context)
+    assert str(raised.value).startswith('{"ok": false, "error": ')
+    return raised.value.result
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 MARKETS_URL = upbit.API_URL + "/market/all"
@@ -213,7 +221,7 @@ def test_5xx_to_the_last_attempt_fails_clearly_and_writes_nothing(database, upbi
     for _ in range(upbit.MAX_ATTEMPTS):
         answer_markets(upbit_api, status=503, body="<html>Service Unavailable</html>")
 
-    result = handler.lambda_handler({}, lambda_context)
+    result = failed_run({}, lambda_context)
 
     assert result["ok"] is False
     fetch = step(result, "fetch_markets")
@@ -241,7 +249,7 @@ def test_malformed_json_to_the_last_attempt_fails(database, upbit_api, lambda_co
     for _ in range(upbit.MAX_ATTEMPTS):
         answer_markets(upbit_api, body="<html>maintenance</html>")
 
-    result = handler.lambda_handler({}, lambda_context)
+    result = failed_run({}, lambda_context)
 
     assert "malformed JSON" in step(result, "fetch_markets")["error"]
     assert rows(database) == []
@@ -253,7 +261,7 @@ def test_an_answer_without_krw_markets_deactivates_nothing(database, upbit_api, 
     before = rows(database)
     upbit_api.replace(responses.GET, MARKETS_URL, json=[{"market": "BTC-ETH"}, {"error": "x"}])
 
-    result = handler.lambda_handler({"force": True}, lambda_context)
+    result = failed_run({"force": True}, lambda_context)
 
     error = step(result, "fetch_markets")["error"]
     assert error == "UpbitError: market list: no KRW markets in Upbit's answer"
@@ -281,7 +289,7 @@ def test_the_sample_events_are_accepted(database, upbit_api, lambda_context):
     ],
 )
 def test_bad_events_are_rejected(event, message, lambda_context):
-    result = handler.lambda_handler(event, lambda_context)
+    result = failed_run(event, lambda_context)
     assert result["ok"] is False
     assert message in result["error"]
     assert len(result["error"]) < 250  # a huge value is shown as a short repr

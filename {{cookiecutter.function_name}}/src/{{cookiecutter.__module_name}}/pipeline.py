@@ -132,24 +132,34 @@ class RunContext:
 
 
 class PipelineResult:
-    __slots__ = ("compensated", "compensation_failed", "steps")
+    """The steps' outcomes. The run is ok unless a critical step failed: a failed non-critical
+    step is in the result (and in StepsFailed) but does not fail the invocation."""
+
+    __slots__ = ("compensated", "compensation_failed", "failed_step", "steps")
 
     def __init__(
         self,
         steps: list[StepResult],
         compensated: list[str] | None = None,
         compensation_failed: list[dict[str, str]] | None = None,
+        failed_step: StepResult | None = None,
     ) -> None:
         self.steps = steps
         self.compensated = compensated or []
         self.compensation_failed = compensation_failed or []
+        self.failed_step = failed_step
+        """The critical step that failed and stopped the run; None when the run is ok."""
 
     @property
     def ok(self) -> bool:
-        return all(step.status != FAILED for step in self.steps)
+        return self.failed_step is None
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"ok": self.ok, "steps": [step.to_dict() for step in self.steps]}
+        data: dict[str, Any] = {"ok": self.ok}
+        if self.failed_step is not None:
+            # First, so that it survives when the result is cut to fit an error message.
+            data["error"] = f"critical step {self.failed_step.name} failed: {self.failed_step.error}"
+        data["steps"] = [step.to_dict() for step in self.steps]
         if self.compensated:
             data["compensated"] = self.compensated
         if self.compensation_failed:
@@ -165,10 +175,10 @@ class PipelineExecutor:
         completed: list[Step] = []
         compensated: list[str] = []
         compensation_failed: list[dict[str, str]] = []
-        stopped_by: str | None = None
+        stopped_by: StepResult | None = None
         for step in steps:
             if stopped_by is not None:
-                reason = f"not run: critical step {stopped_by} failed"
+                reason = f"not run: critical step {stopped_by.name} failed"
                 results.append(StepResult(step.name, SKIPPED, 0.0, reason))
                 continue
             outcome = self._run_step(step, run_context)
@@ -177,9 +187,9 @@ class PipelineExecutor:
                 completed.append(step)
                 run_context.results[step.name] = outcome.result
             elif outcome.status == FAILED and step.critical:
-                stopped_by = step.name
+                stopped_by = outcome
                 compensated, compensation_failed = self._compensate(completed, run_context)
-        return PipelineResult(results, compensated, compensation_failed)
+        return PipelineResult(results, compensated, compensation_failed, stopped_by)
 
     def _run_step(self, step: Step, run_context: RunContext) -> StepResult:
         remaining = run_context.deadline.remaining_ms()

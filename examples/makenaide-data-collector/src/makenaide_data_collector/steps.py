@@ -332,5 +332,6 @@ def build_steps(request: Request) -> list[Step]:
     return [
         Step("select_tickers", select_tickers, budget_ms=SELECT_BUDGET_MS),
         Step("collect", collect, budget_ms=TICKER_RESERVE_MS),
-        Step("check_progress", check_progress, critical=False, budget_ms=0),
+        # Critical: a run where every ticker failed fails the invocation, so Lambda retries it.
+        Step("check_progress", check_progress, budget_ms=0),
     ]

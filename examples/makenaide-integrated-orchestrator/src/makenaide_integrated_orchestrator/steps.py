@@ -651,20 +651,41 @@ def _guarded(step: Callable[[RunContext], Any], critical: bool) -> Callable[[Run
     return run_step
 
 
+def _action(action: str, fn: Callable[[RunContext], Any], budget_ms: int) -> Callable[[RunContext], Any]:
+    """An action step runs only when it is the pass's decision and its budget fits the time left.
+
+    Actions are critical, so that a failed one fails the invocation and Lambda retries the pass;
+    they check their budget themselves, after the decision, so that a pass short of time skips
+    its action (the next event resumes) instead of failing for an action it would not take.
+    """
+
+    def run_step(run: RunContext) -> Any:
+        _only(action)(run)
+        left = run.deadline.remaining_ms()
+        if left < budget_ms:
+            raise SkipStep(f"needs {budget_ms} ms, {left} ms left before the deadline")
+        return fn(run)
+
+    return run_step
+
+
 def build_steps(request: Request) -> list[Step]:
     def step(
         name: str, fn: Callable[[RunContext], Any], budget_ms: int, critical: bool = False, **kw: Any
     ) -> Step:
         return Step(name, _guarded(fn, critical), critical=critical, budget_ms=budget_ms, **kw)
 
+    def action(name: str, decision: str, fn: Callable[[RunContext], Any], budget_ms: int, **kw: Any) -> Step:
+        return step(name, _action(decision, fn, budget_ms), 0, critical=True, **kw)
+
     return [
         step("observe", observe, OBSERVE_BUDGET_MS, critical=True),
         step("record", record, RECORD_BUDGET_MS),
-        step("stop_overrun_instance", stop_overrun_instance, ACTION_BUDGET_MS),
-        step("start_rds", start_rds, ACTION_BUDGET_MS),
-        step("stop_rds", stop_rds, ACTION_BUDGET_MS),
-        step("start_instance", start_instance, START_INSTANCE_BUDGET_MS),
-        step("claim_launch", claim_launch, CLAIM_BUDGET_MS, compensate=abort_launch),
+        action("stop_overrun_instance", STOP_INSTANCE, stop_overrun_instance, ACTION_BUDGET_MS),
+        action("start_rds", START_RDS, start_rds, ACTION_BUDGET_MS),
+        action("stop_rds", STOP_RDS, stop_rds, ACTION_BUDGET_MS),
+        action("start_instance", START_INSTANCE, start_instance, START_INSTANCE_BUDGET_MS),
+        action("claim_launch", LAUNCH, claim_launch, CLAIM_BUDGET_MS, compensate=abort_launch),
         step("launch_app", launch_app, LAUNCH_STEP_BUDGET_MS, critical=True),
         step("report", report, REPORT_BUDGET_MS),
     ]
