@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 .PHONY: help demo test reliability bench lint examples clean
 
 help:
-	@echo "make demo         generate a function with defaults, test, package, invoke it cold, review it"
+	@echo "make demo         generate a function with defaults, test, package, invoke it cold (and once failing), review it"
 	@echo "make test         the whole test suite (starts its own throwaway PostgreSQL)"
 	@echo "make reliability  the fault, load and hostile-input suites"
 	@echo "make bench        side-by-side benchmarks, written to docs/benchmarks.md"
@@ -29,6 +29,9 @@ demo: $(STAMP)
 	cd $(DEMO_FUNCTION) && $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(BIN)/leanlambda package $(DEMO_FUNCTION)
 	$(BIN)/leanlambda invoke $(DEMO_FUNCTION) --event $(DEMO_FUNCTION)/events/event.json --moto
+	@echo "A failed run (an invalid event): PipelineFailed, shown as Lambda reports it; exit 1 is expected"
+	printf '{"items": "not a list"}\n' > $(DEMO)/invalid-event.json
+	! $(BIN)/leanlambda invoke $(DEMO_FUNCTION) --event $(DEMO)/invalid-event.json --moto
 	$(BIN)/leanlambda review $(DEMO_FUNCTION)
 
 test: $(STAMP)

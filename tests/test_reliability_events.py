@@ -1,9 +1,11 @@
 """Malformed events against every Makenaide example's real handler.
 
-For each example and each malformed event: the handler returns ``{"ok": false, "error": "invalid
-event: ..."}`` (no exception), flushes its metrics (one EMF line on stdout with ``InvalidEvent`` = 1),
-and touches nothing: creating an AWS client, opening a PostgreSQL connection or sending an HTTP request
-fails the test (they are replaced by tripwires), so "nothing written" holds by construction.
+For each example and each malformed event: the handler raises ``PipelineFailed`` (so Lambda counts
+the error and sends the event to the failure destination) whose message is the result's JSON,
+``{"ok": false, "error": "invalid event: ..."}``, having flushed its metrics first (one EMF line on
+stdout with ``InvalidEvent`` = 1), and touches nothing: creating an AWS client, opening a PostgreSQL
+connection or sending an HTTP request fails the test (they are replaced by tripwires), so "nothing
+written" holds by construction.
 
 The four packages have distinct names (makenaide_scanner, ...), so all four are imported in this
 process with each example's src/ on sys.path (a fixture); container state is reset before every case.
@@ -189,10 +191,13 @@ def test_malformed_event_gets_a_clear_error_flushes_metrics_and_writes_nothing(
     metrics.reset_cold_start()
     capsys.readouterr()
 
-    result = handler.lambda_handler(event, Context())
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, Context())
 
     out = capsys.readouterr().out
+    result = raised.value.result
     shown = repr(result)[:300]
+    assert json.loads(str(raised.value)) == result, "the error message is the result's JSON"
     assert result["ok"] is False, shown
     assert result["error"].startswith("invalid event: "), shown
     error_chars = len(result["error"])

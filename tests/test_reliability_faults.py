@@ -2,8 +2,9 @@
 
 1. AWS, integrated orchestrator: for each (phase, operation) of a normal 4-hourly cycle walked with
    moto, and each fault (throttling, 5xx, AccessDenied, read timeout), the fault is injected on that
-   operation only and the pass is invoked with a 20 s deadline. Held: the handler returns a JSON result
-   that is not ok and names the fault, and an instance stopped before the pass is not left running.
+   operation only and the pass is invoked with a 20 s deadline. Held: the invocation fails as Lambda
+   sees it (the handler raises PipelineFailed, whose message is the result's JSON and names the fault),
+   and an instance stopped before the pass is not left running.
 2. AWS, StopInstances itself: the overrun stop, the undo of a start whose CreateTags failed, and the
    undo (compensation) of a failed launch, each with the four faults; then a pass without faults must
    bring the instance back under control.
@@ -24,7 +25,9 @@
 Faults are injected per client: the factory's ``get`` is wrapped so each client it creates gets a
 ``before-call`` handler (an error response: no retry, as botocore would see a final answer) or a
 ``before-send`` handler raising ReadTimeoutError (botocore's retries run, bounded by its config).
-Tests marked ``xfail(strict=True)`` are defects of template-owned files, kept here so they flip to
+A run that is not ok must raise PipelineFailed (``failed_run``): Lambda then counts the error, retries
+an asynchronous event and sends it to the failure destination; a normal return of ``ok: false`` fails
+the test. Tests marked ``xfail(strict=True)`` are defects of template-owned files, kept here so they flip to
 failures (to be unmarked) once the template is fixed; docs/reliability.md lists them.
 """
 
@@ -122,6 +125,21 @@ def examples_on_path(monkeypatch):
 
 def _module(example: str, name: str):
     return importlib.import_module(f"{example.replace('-', '_')}.{name}")
+
+
+def failed_run(handler, event, context) -> tuple[dict, str]:
+    """Invoke a run that must fail as Lambda sees it: the handler raises PipelineFailed.
+
+    Returns the whole result (the exception's) and the error message Lambda reports: the result's
+    JSON within MAX_ERROR_MESSAGE_CHARS, the failed critical step and its error first.
+    """
+    with pytest.raises(handler.PipelineFailed) as raised:
+        handler.lambda_handler(event, context)
+    message = str(raised.value)
+    assert len(message) <= handler.MAX_ERROR_MESSAGE_CHARS, len(message)
+    assert message.startswith('{"ok": false, "error": "critical step '), message[:300]
+    assert raised.value.result["ok"] is False
+    return raised.value.result, message
 
 
 @pytest.fixture
@@ -398,13 +416,12 @@ def test_aws_fault_is_reported_and_leaves_no_instance_running(
     before = account.instance_state()
     injector.armed = True
 
-    result = o.handler.lambda_handler(event, clock.restart(20_000))
+    result, message = failed_run(o.handler, event, clock.restart(20_000))
 
     injector.armed = False
     text = json.dumps(result)
     assert injector.hits[operation] >= 1, f"{operation} was not called in phase {phase}: {text[:600]}"
-    assert result["ok"] is False, text[:1500]
-    assert _names(fault) in text.lower(), f"the result does not name the failure: {text[:1500]}"
+    assert _names(fault) in message.lower(), f"the error message does not name the failure: {message}"
     assert "AttributeError" not in text, text[:1500]
     after = account.instance_state()
     if before in ("stopped", "stopping"):
@@ -428,12 +445,17 @@ def test_a_failed_stop_is_reported_and_a_later_pass_regains_control(
     injector.armed = True
 
     with caplog.at_level(logging.ERROR):
-        result = o.handler.lambda_handler(event, clock.restart(20_000))
+        result, message = failed_run(o.handler, event, clock.restart(20_000))
 
     injector.armed = False
     text = json.dumps(result)
     assert injector.hits["StopInstances"] >= 1, f"StopInstances was not called: {text[:800]}"
-    assert result["ok"] is False, text[:1500]
+    failing = {
+        "overrun": "stop_overrun_instance",
+        "undo-start": "start_instance",
+        "undo-launch": "launch_app",
+    }
+    assert f"critical step {failing[place]} failed: " in message, message[:300]
     assert account.instance_state() == "running"  # the stop failed: nothing else could be done now
     clock.assert_no_wait_outlived_the_deadline()
     _check_retries_bounded(injector, o.clients, fault)
@@ -491,8 +513,9 @@ def test_no_wait_outlives_the_deadline_while_the_ssm_agent_never_registers(
         "before-call.ssm.SendCommand", not_registered
     )
 
-    result = o.handler.lambda_handler(event, clock.restart(remaining_ms))
+    result, message = failed_run(o.handler, event, clock.restart(remaining_ms))
 
+    assert "critical step launch_app failed: DeadlineExceeded" in message, message[:300]
     launch = {s["name"]: s for s in result["steps"]}["launch_app"]
     assert launch["status"] == "failed" and launch["error"].startswith("DeadlineExceeded: "), launch
     assert result["compensated"] == ["claim_launch"]
@@ -515,9 +538,10 @@ def test_aws_endpoints_that_never_answer_do_not_hold_the_pass_past_its_timeout(
     event = _walk_to("instance-running", account, o.handler, clock)
     injector.armed = True
 
-    result = o.handler.lambda_handler(event, clock.restart(60_000))  # the function's Timeout
+    _, message = failed_run(o.handler, event, clock.restart(60_000))  # the function's Timeout
 
-    assert result["ok"] is False
+    assert "timeout" in message.lower(), message[:300]
+    assert account.instance_state() == "running"  # the stop timed out too: nothing else was changed
     clock.assert_no_wait_outlived_the_deadline()
 
 
@@ -613,8 +637,13 @@ def assert_every_ticker_accounted_for(result: dict, requested) -> None:
     assert sorted(names) == sorted(requested), json.dumps(found)[:1500]
 
 
-def run_collector(c, clock: VirtualClock, event=None, remaining_ms: int = 600_000) -> dict:
-    result = c.handler.lambda_handler({} if event is None else event, clock.restart(remaining_ms))
+def run_collector(c, clock: VirtualClock, event=None, remaining_ms: int = 600_000, fails=False) -> dict:
+    """The collector's result; ``fails``: the run must fail the invocation (PipelineFailed)."""
+    event = {} if event is None else event
+    if fails:
+        result, _ = failed_run(c.handler, event, clock.restart(remaining_ms))
+    else:
+        result = c.handler.lambda_handler(event, clock.restart(remaining_ms))
     json.dumps(result)
     clock.assert_no_wait_outlived_the_deadline()
     return result
@@ -663,9 +692,8 @@ def test_every_ticker_failing_fails_the_run_and_lists_each_ticker(kind, collecto
     for ticker in ACTIVE:
         c.server.plan.fail(ticker, kind)
 
-    result = run_collector(c, clock)
+    result = run_collector(c, clock, fails=True)
 
-    assert result["ok"] is False
     assert_every_ticker_accounted_for(result, ACTIVE)
     check = next(s for s in result["steps"] if s["name"] == "check_progress")
     assert check["status"] == "failed" and "all 3 tickers failed" in check["error"]
@@ -839,7 +867,11 @@ def test_scanner_upbit_faults_are_retried_within_bounds(kind, mode, scanner, clo
     attempts = s.upbit.MAX_ATTEMPTS
     s.server.plan.fail("markets", kind, times=attempts - 1 if mode == "transient" else None)
 
-    result = s.handler.lambda_handler({}, clock.restart(120_000))
+    if mode == "transient":
+        result = s.handler.lambda_handler({}, clock.restart(120_000))
+    else:
+        result, message = failed_run(s.handler, {}, clock.restart(120_000))
+        assert "critical step fetch_markets failed: UpbitError: GET /market/all: " in message, message
 
     clock.assert_no_wait_outlived_the_deadline()
     assert all(q["timeout"] is not None for q in s.server.requests)
@@ -851,7 +883,6 @@ def test_scanner_upbit_faults_are_retried_within_bounds(kind, mode, scanner, clo
         assert active == [code for code in s.server.krw if code not in ("KRW-BTC", "KRW-ETH")]
         return
     assert len(s.server.requests) == attempts
-    assert result["ok"] is False
     assert steps["fetch_markets"]["error"].startswith("UpbitError: GET /market/all: "), steps["fetch_markets"]
     assert f"after {attempts} attempts" in steps["fetch_markets"]["error"]
     assert steps["sync_tickers"]["status"] == "skipped"

@@ -7,7 +7,8 @@
 
 Each run starts moto (``mock_aws``), puts the database's credentials in a Secrets Manager secret
 (DB_SECRET_ARN, as in production), and prints the handler's result as the last line of stdout,
-``RESULT <json>`` (the EMF metric lines come before it). ``--wait-for-go`` prints ``READY`` once
+``RESULT <json>`` (the EMF metric lines come before it; a failed run's result is taken from the
+PipelineFailed it raises, and the driver exits 1). ``--wait-for-go`` prints ``READY`` once
 everything is imported and set up, then waits for a line on stdin, so that several processes
 invoke their handlers at the same moment.
 """
@@ -55,11 +56,19 @@ def _environment() -> None:
     )
 
 
+def invoke(handler, event: dict, context: Context) -> dict:
+    """The handler's result; a failed run raises PipelineFailed, whose result is printed the same way."""
+    try:
+        return handler.lambda_handler(event, context)
+    except handler.PipelineFailed as failed:
+        return failed.result
+
+
 def init(url: str) -> dict:
     sys.path.insert(0, str(mk.src("makenaide-db-initializer")))
     from makenaide_db_initializer import handler
 
-    return handler.lambda_handler({}, Context("makenaide-db-initializer", TIMEOUTS_MS["init"]))
+    return invoke(handler, {}, Context("makenaide-db-initializer", TIMEOUTS_MS["init"]))
 
 
 def collect(url: str, tickers: list[str], wait_for_go: bool) -> dict:
@@ -75,7 +84,7 @@ def collect(url: str, tickers: list[str], wait_for_go: bool) -> dict:
             print("READY", flush=True)
             sys.stdin.readline()
         context = Context("makenaide-data-collector", TIMEOUTS_MS["collect"])
-        return handler.lambda_handler({"tickers": tickers}, context)
+        return invoke(handler, {"tickers": tickers}, context)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,12 @@
 ``parse_event`` turns the raw event into a request (or raises InvalidEvent);
 ``build_steps`` lists the steps the executor runs for it. Heavy imports go inside
 the step that needs them, never at module level.
+
+Retries: when a critical step fails, the invocation fails (PipelineFailed) and Lambda runs an
+asynchronous event again, up to twice, from the first step. Every step must therefore be safe to
+repeat with the same event, also after a failure half-way: write with upserts or conditional
+writes (a key fixed or derived from the event), one transaction per unit of work, decide from the state
+you read rather than from the event alone, and never send, count or charge twice for one event.
 """
 
 from __future__ import annotations
