@@ -231,3 +231,26 @@ def test_the_stack_holds_the_layer_the_four_functions_and_no_secret_value(monkey
     text = STACK_TEMPLATE.read_text()
     assert "DbSecretArn" in text
     assert "password" not in text.lower().replace("no password", "")
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=TEMPLATE_IDS)
+def test_every_function_and_failure_queue_has_an_alarm(template, monkeypatch):
+    """A failed run raises (Lambda's Errors) and a failed event ends in the queue: both are alarmed."""
+    resources = _translate(template, monkeypatch)["Resources"]
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = {
+        (alarm["Namespace"], alarm["MetricName"], json.dumps(dimension["Value"], sort_keys=True))
+        for alarm in alarms
+        for dimension in alarm["Dimensions"]
+    }
+    functions = [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"]
+    queues = [name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"]
+    assert functions and queues
+    for name in functions:
+        assert ("AWS/Lambda", "Errors", json.dumps({"Ref": name})) in watched, name
+    for name in queues:
+        value = json.dumps({"Fn::GetAtt": [name, "QueueName"]}, sort_keys=True)
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", value) in watched, name
+    for alarm in alarms:
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert "AlarmTopicArn" in json.dumps(alarm["AlarmActions"])  # notified when a topic is given
