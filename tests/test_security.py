@@ -450,3 +450,48 @@ def test_layer_requirements_pass_pip_audit(record_property):
     if not audited:
         reasons = sorted({dep["skip_reason"].split(":")[0] for dep in dependencies})
         pytest.skip(f"pip-audit audited none of {len(dependencies)} pinned packages: {reasons}")
+
+
+# ---------------------------------------------------------------------------- YAML alias bomb (issue 14)
+ALIAS_BOMB = "\n".join(
+    [
+        "Metadata:",
+        '  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"  l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 10)),
+    ]
+)
+"""Nine levels of nine aliases: under 2 KB of YAML, 9**10 (3.5 billion) strings once expanded."""
+
+
+@pytest.mark.parametrize("section", ["Metadata", "Resources"])
+def test_review_of_an_alias_bomb_ends_with_one_line(function_copy, section):
+    function_dir = function_copy()
+    template = function_dir / "template.yaml"
+    bomb = (
+        ALIAS_BOMB.replace("Metadata:", f"{section}:")
+        if section == "Metadata"
+        else ALIAS_BOMB.replace("Metadata:\n", "")
+    )
+    text = template.read_text()
+    if section == "Metadata":
+        template.write_text(text + "\n" + bomb + "\n")
+    else:
+        template.write_text(text.replace("\nResources:\n", "\nResources:\n" + bomb + "\n", 1))
+    assert len(bomb) < 2048
+    result = subprocess.run(
+        [sys.executable, "-m", "leanlambda", "review", str(function_dir)],
+        capture_output=True,
+        text=True,
+        timeout=90,  # the unfixed review walked the expanded tree for minutes
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "alias" in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_template_with_ordinary_aliases_still_loads(tmp_path):
+    from leanlambda.cfn_yaml import load_template
+
+    path = tmp_path / "template.yaml"
+    path.write_text("Globals: &g {Timeout: 3}\nResources:\n  Fn: {Properties: *g, Tags: !Ref X}\n")
+    assert load_template(path)["Resources"]["Fn"] == {"Properties": {"Timeout": 3}, "Tags": {"Ref": "X"}}
