@@ -467,17 +467,14 @@ ALIAS_BOMB = "\n".join(
 def test_review_of_an_alias_bomb_ends_with_one_line(function_copy, section):
     function_dir = function_copy()
     template = function_dir / "template.yaml"
-    bomb = (
-        ALIAS_BOMB.replace("Metadata:", f"{section}:")
-        if section == "Metadata"
-        else ALIAS_BOMB.replace("Metadata:\n", "")
-    )
     text = template.read_text()
+    anchors = ALIAS_BOMB.split("\n", 1)[1]  # the bomb without its "Metadata:" line
     if section == "Metadata":
-        template.write_text(text + "\n" + bomb + "\n")
+        assert "\nMetadata:" not in text
+        template.write_text(text + "\n" + ALIAS_BOMB + "\n")
     else:
-        template.write_text(text.replace("\nResources:\n", "\nResources:\n" + bomb + "\n", 1))
-    assert len(bomb) < 2048
+        template.write_text(text.replace("\nResources:\n", "\nResources:\n" + anchors + "\n", 1))
+    assert len(ALIAS_BOMB) < 2048
     result = subprocess.run(
         [sys.executable, "-m", "leanlambda", "review", str(function_dir)],
         capture_output=True,
