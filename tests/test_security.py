@@ -469,11 +469,8 @@ def test_review_of_an_alias_bomb_ends_with_one_line(function_copy, section):
     template = function_dir / "template.yaml"
     text = template.read_text()
     anchors = ALIAS_BOMB.split("\n", 1)[1]  # the bomb without its "Metadata:" line
-    if section == "Metadata":
-        assert "\nMetadata:" not in text
-        template.write_text(text + "\n" + ALIAS_BOMB + "\n")
-    else:
-        template.write_text(text.replace("\nResources:\n", "\nResources:\n" + anchors + "\n", 1))
+    assert f"\n{section}:\n" in text
+    template.write_text(text.replace(f"\n{section}:\n", f"\n{section}:\n{anchors}\n", 1))
     assert len(ALIAS_BOMB) < 2048
     result = subprocess.run(
         [sys.executable, "-m", "leanlambda", "review", str(function_dir)],
