@@ -58,6 +58,21 @@ def _coerce(default: Any, value: str) -> Any:
     return value
 
 
+JINJA_MARKERS = ("{{", "{%", "{#")
+"""Cookiecutter renders every answer given ahead of time as a Jinja template, unsandboxed: an answer
+holding one of these would run as code at bake time (even one the hook then rejects)."""
+
+
+def refuse_jinja(key: str, value: str) -> None:
+    """One line, before cookiecutter sees the answer, when it holds Jinja syntax."""
+    marker = next((marker for marker in JINJA_MARKERS if marker in value), None)
+    if marker is not None:
+        raise UsageError(
+            f"--set {key}: {marker!r} is Jinja syntax, which cookiecutter would run as a template; "
+            "answers may not contain {{, {% or {#"
+        )
+
+
 def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
     known = {key for key in context if not key.startswith("_")}
     values: dict[str, Any] = {}
@@ -68,6 +83,7 @@ def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
         if key not in known:
             raise UsageError(f"--set: unknown prompt {key!r} (known: {', '.join(sorted(known))})")
+        refuse_jinja(key, value)
         default = context[key]
         if isinstance(default, list) and value not in [str(choice) for choice in default]:
             choices = ", ".join(str(choice) for choice in default)
