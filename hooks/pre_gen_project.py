@@ -39,7 +39,7 @@ VALUE_REPR_MAX = 60
 FUNCTION_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LAYER_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,140}")
 REGION_RE = re.compile(
-    r"(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eu-isoe|us-isof)-[a-z]+-\d{1,2}"
+    r"(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eu-isoe|us-isof|eusc-[a-z]{2})-[a-z]+-\d{1,2}"
 )
 """The shape of a region of a known partition: used only where botocore's list is not importable."""
 STACK_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")

@@ -480,3 +480,8 @@ def test_the_derived_stack_name_is_valid_and_named_in_the_makefile(function_name
     )
     assert pre.validate_stack_name(stack_name) == stack_name
     assert f"STACK_NAME ?= {stack_name}\n" in (created / "Makefile").read_text()
+
+
+def test_every_region_botocore_knows_has_the_fallback_shape():
+    """Without botocore the hook checks the shape only: it must never refuse a real region."""
+    assert all(pre.REGION_RE.fullmatch(region) for region in pre.known_regions())
