@@ -183,3 +183,22 @@ def test_leanlambda_new_refuses_jinja_before_cookiecutter_renders_it(field, valu
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and "Jinja" in lines[0], result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_leanlambda_new_refuses_jinja_in_the_users_cookiecutter_defaults(tmp_path):
+    config = tmp_path / "cookiecutterrc.yaml"
+    config.write_text(f'default_context:\n  description: "{PAYLOAD}"\n')
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "leanlambda", "new", str(out), "--no-input"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COOKIECUTTER_CONFIG": str(config)},
+    )
+    assert result.returncode != 0
+    assert not (tmp_path / "PWNED").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "default_context description" in lines[0], result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cookiecutterrc.yaml"]
