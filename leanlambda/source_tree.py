@@ -132,7 +132,7 @@ def imported_names(source: str, module: str, is_package: bool) -> set[str]:
                 base = ".".join([*parent, base] if base else parent)
             names.add(base)
             names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
-    closure = set()
+    closure: set[str] = set()
     for name in names:
         parts = name.split(".")
         closure.update(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))
