@@ -7,14 +7,22 @@ unrendered file imports cleanly and the checks are unit-tested directly.
 
 On a bad answer: one line on stderr, ``ERROR: <field>: <value> is not valid: <allowed>``,
 and exit status 1; cookiecutter then removes the folder it created.
+
+Regions are checked against botocore's partition data (its endpoints.json) when botocore is
+importable. This hook runs in whatever Python runs cookiecutter, which may lack botocore; there the
+region is checked for the shape of a region of a known partition only (and a warning says so), which
+still refuses ``zz-nowhere-9`` but not a well-formed code that does not exist. ``leanlambda new`` runs
+these checks in the toolkit's own Python, where botocore is a dependency.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,12 +38,35 @@ VALUE_REPR_MAX = 60
 
 FUNCTION_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LAYER_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,140}")
-REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+REGION_RE = re.compile(
+    r"(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eu-isoe|us-isof|eusc-[a-z]{2})-[a-z]+-\d{1,2}"
+)
+"""The shape of a region of a known partition: used only where botocore's list is not importable."""
+STACK_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+"""CloudFormation's rule for a stack name: a letter, then letters, digits and '-', 128 at most."""
 SERVICE_RE = re.compile(r"[a-z0-9-]+")
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9._/#:-]+")
-RATE_RE = re.compile(r"rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)")
+RATE_RE = re.compile(r"rate\(([1-9][0-9]{0,6}) (minute|minutes|hour|hours|day|days)\)")
+RATE_MAX = {"minute": 525_600, "hour": 8_760, "day": 365}
+"""No schedule slower than once a year: a bigger number is a typo, and EventBridge refuses huge ones."""
 CRON_RE = re.compile(r"cron\(([^ ()]+(?: [^ ()]+){5})\)")
-CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*?,/#L-]+")
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+CRON_FIELDS = (
+    # (name, lowest, highest, names standing for lowest.., special forms allowed)
+    ("minutes", 0, 59, (), ""),
+    ("hours", 0, 23, (), ""),
+    ("day-of-month", 1, 31, (), "?LW"),
+    ("month", 1, 12, MONTHS, ""),
+    ("day-of-week", 1, 7, WEEKDAYS, "?L#"),
+    ("year", 1970, 2199, (), ""),
+)
+"""EventBridge's six cron fields, their ranges and the special characters each accepts."""
+CRON_STEP_RE = re.compile(r"(.+)/([0-9]{1,4})")
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Marks, embeddings, overrides and isolates: text that reads differently from what it holds."""
+LINE_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+"""Control characters (C0, DEL, C1 with U+0085) and the line and paragraph separators."""
 POSITIVE_INT_RE = re.compile(r"[1-9][0-9]*")
 
 # Top-level modules of the runtime, the layer and the test tools: a function module
@@ -191,14 +222,14 @@ def validate_module_name(value: Any, function_name: str | None = None) -> str:
 def validate_description(value: Any) -> str:
     allowed = (
         f"one line of 1-{DESCRIPTION_MAX} characters, no leading or trailing spaces, "
-        "no double quote or backslash"
+        "no double quote, backslash, control, line-separator or bidi-control character"
     )
     value = _require_str("description", value, allowed)
     if (
         not value
         or len(value) > DESCRIPTION_MAX
         or value != value.strip()
-        or any(ch < " " or ch == "\x7f" for ch in value)
+        or any(unicodedata.category(ch) in LINE_BREAKING_CATEGORIES or ch in BIDI_CONTROLS for ch in value)
         or '"' in value
         or "\\" in value
     ):
@@ -248,32 +279,99 @@ def validate_timeout(value: Any) -> int:
     return _int_in_range("timeout", value, TIMEOUT_MIN_S, TIMEOUT_MAX_S, "seconds")
 
 
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str] | None:
+    """Every region of every partition in botocore's endpoints.json, or None without botocore."""
+    try:
+        from botocore.loaders import create_loader
+    except ImportError:
+        return None
+    partitions = create_loader().load_data("endpoints").get("partitions", [])
+    return frozenset(region for partition in partitions for region in partition.get("regions", {}))
+
+
 def validate_region(value: Any) -> str:
-    return _require_match("region", value, REGION_RE, "a region code such as ap-northeast-2 or us-gov-west-1")
+    allowed = "a region code such as ap-northeast-2 or us-gov-west-1"
+    value = _require_match("region", value, REGION_RE, allowed)
+    known = known_regions()
+    if known is not None and value not in known:
+        raise InvalidAnswer("region", value, f"not a region in botocore's partition data; {allowed}")
+    return value
+
+
+def validate_stack_name(value: Any) -> str:
+    return _require_match(
+        "function_name", value, STACK_NAME_RE, "its stack name must start with a letter (CloudFormation)"
+    )
+
+
+def _cron_number(token: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    if token.upper() in names:
+        return low + names.index(token.upper())
+    if token.isdigit() and len(token) <= 4 and low <= int(token) <= high:
+        return int(token)
+    return None
+
+
+def _cron_item_ok(item: str, field: tuple[str, int, int, tuple[str, ...], str]) -> bool:
+    """One comma-separated item of a cron field: *, a value, a range, each with an optional /step,
+    or the field's special forms (L, nW, LW in day-of-month; L, nL, n#k in day-of-week)."""
+    name, low, high, names, special = field
+    if "L" in special and item == "L":
+        return True
+    if "W" in special and (item == "LW" or (item.endswith("W") and _cron_number(item[:-1], low, high, ()))):
+        return True
+    if "#" in special and "#" in item:
+        day, _, nth = item.partition("#")
+        return _cron_number(day, low, high, names) is not None and nth in ("1", "2", "3", "4", "5")
+    if name == "day-of-week" and item.endswith("L") and len(item) > 1:
+        return _cron_number(item[:-1], low, high, names) is not None
+    step = CRON_STEP_RE.fullmatch(item)
+    if step:
+        item = step.group(1)
+        if not 1 <= int(step.group(2)) <= high:
+            return False
+    if item == "*":
+        return True
+    first, dash, last = item.partition("-")
+    start = _cron_number(first, low, high, names)
+    if not dash:
+        return start is not None
+    end = _cron_number(last, low, high, names)
+    return start is not None and end is not None
+
+
+def _cron_ok(fields: list[str]) -> bool:
+    if (fields[2] == "?") == (fields[4] == "?"):
+        return False  # exactly one of day-of-month and day-of-week is '?'
+    for text, field in zip(fields, CRON_FIELDS, strict=True):
+        if text == "?" and "?" in field[4]:
+            continue
+        if not text or not all(item and _cron_item_ok(item, field) for item in text.split(",")):
+            return False
+    return True
 
 
 def validate_schedule(value: Any) -> str:
-    """Empty, ``rate(N unit)`` (singular unit only for 1) or ``cron(...)`` with six fields."""
+    """Empty, ``rate(N unit)`` (singular unit only for 1, at most a year) or ``cron(...)`` with
+    EventBridge's six fields, each within its range."""
     allowed = (
-        "empty, rate(1 minute|hour|day), rate(N minutes|hours|days) for N > 1, or cron(six fields) "
-        "with '?' in exactly one of day-of-month and day-of-week"
+        "empty, rate(1 minute|hour|day), rate(N minutes|hours|days) for 1 < N <= a year, or cron(six "
+        "fields: minutes 0-59, hours 0-23, day-of-month 1-31, month 1-12|JAN-DEC, day-of-week "
+        "1-7|SUN-SAT, year 1970-2199) with '?' in exactly one of day-of-month and day-of-week"
     )
     value = _require_str("schedule_expression", value, allowed)
     if value == "":
         return value
     rate = RATE_RE.fullmatch(value)
     if rate:
-        singular = not rate.group(2).endswith("s")
-        if (int(rate.group(1)) == 1) != singular:
+        number, unit = int(rate.group(1)), rate.group(2)
+        if (number == 1) != (not unit.endswith("s")) or number > RATE_MAX[unit.removesuffix("s")]:
             raise InvalidAnswer("schedule_expression", value, allowed)
         return value
     cron = CRON_RE.fullmatch(value)
-    if cron:
-        fields = cron.group(1).split(" ")
-        if all(CRON_FIELD_RE.fullmatch(field) for field in fields) and (fields[2] == "?") != (
-            fields[4] == "?"
-        ):
-            return value
+    if cron and _cron_ok(cron.group(1).split(" ")):
+        return value
     raise InvalidAnswer("schedule_expression", value, allowed)
 
 
@@ -352,6 +450,8 @@ def validate_answers(answers: Mapping[str, Any], known: frozenset[str] | None) -
     result: dict[str, Any] = {}
     result["function_name"] = validate_function_name(answers["function_name"])
     result["module_name"] = validate_module_name(answers["module_name"], result["function_name"])
+    if "stack_name" in answers:
+        result["stack_name"] = validate_stack_name(answers["stack_name"])
     result["description"] = validate_description(answers["description"])
     result["runtime"] = validate_runtime(answers["runtime"])
     result["architecture"] = validate_architecture(answers["architecture"])
@@ -376,6 +476,7 @@ def main() -> int:
     answers = {
         "function_name": json.loads(r'{{ cookiecutter.function_name | tojson }}'),
         "module_name": json.loads(r'{{ cookiecutter.__module_name | tojson }}'),
+        "stack_name": json.loads(r'{{ cookiecutter.__stack_name | tojson }}'),
         "description": json.loads(r'{{ cookiecutter.description | tojson }}'),
         "runtime": json.loads(r'{{ cookiecutter.runtime | tojson }}'),
         "architecture": json.loads(r'{{ cookiecutter.architecture | tojson }}'),
@@ -395,7 +496,8 @@ def main() -> int:
     known = known_services()
     if known is None:
         print(
-            "WARNING: botocore is not importable here; service names are checked for shape only",
+            "WARNING: botocore is not importable here; service names and the region are checked "
+            "for shape only",
             file=sys.stderr,
         )
     try:

@@ -13,10 +13,62 @@ from typing import Any
 import yaml
 
 _SCALAR_AS_LIST = frozenset({"GetAtt"})
+MAX_ALIASES = 1_000
+"""CloudFormation templates rarely use YAML aliases at all; a thousand is generous."""
+MAX_EXPANDED_NODES = 1_000_000
+"""Nodes once every alias is expanded, as a reader walking the tree sees them. A template body is at
+most 1 MB, so a real one stays far below; a 2 KB alias bomb ("billion laughs") expands to 10**9."""
+
+
+class TemplateTooLarge(ValueError):
+    """The YAML expands beyond what any CloudFormation template can hold."""
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader plus every `!Tag`, mapped to its `Fn::Tag` (or `Ref`/`Condition`) long form."""
+    """SafeLoader plus every `!Tag`, mapped to its `Fn::Tag` (or `Ref`/`Condition`) long form.
+
+    Aliases are counted, and the tree's size with aliases expanded is measured on the composed
+    node graph (shared nodes counted once per use, computed once), so an alias bomb fails in
+    milliseconds instead of hanging whatever walks the result.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_ALIASES:
+                raise TemplateTooLarge(f"more than {MAX_ALIASES} YAML aliases")
+        return super().compose_node(parent, index)
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
+            raise TemplateTooLarge(
+                f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?)"
+            )
+        return node
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in the tree with every alias expanded; each distinct node is sized once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(child)] for child in children), MAX_EXPANDED_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:

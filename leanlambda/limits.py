@@ -32,6 +32,7 @@ TIMEOUT_MAX_S = 900
 UNZIPPED_LIMIT_BYTES = 250 * MIB  # function + all its layers, unzipped (262,144,000 bytes)
 ZIPPED_LIMIT_BYTES = 50 * MIB  # a zip uploaded directly through the Lambda API
 SYNC_RESPONSE_LIMIT_BYTES = 6 * MIB  # a synchronous invocation's response payload
+FUNCTION_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # a function's name (not its ARN)
 
 # CPU: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below it. The INIT
 # phase of an on-demand function runs unthrottled (a "burst"), for at most 10 s.

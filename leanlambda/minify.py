@@ -18,23 +18,72 @@ import tokenize
 KEEP_COMMENT_PREFIXES = ("#!", "# -*-", "# vim:", "# coding")
 """Comments that mean something to the interpreter or the loader."""
 READS_ANNOTATIONS = (
-    "singledispatch", "get_type_hints", "__annotations__", "signature", "pydantic", "validate_call",
-    "typeguard", "beartype", "inspect",
+    "singledispatch",
+    "get_type_hints",
+    "__annotations__",
+    "signature",
+    "pydantic",
+    "validate_call",
+    "typeguard",
+    "beartype",
+    "inspect",
+    "annotationlib",
+    "aws_lambda_powertools",
+    "fastapi",
+    "typer",
+    "msgspec",
+    "marshmallow",
+    "sqlalchemy",
+    "strawberry",
+    "enable_validation",
 )
-"""Names in a module that may read function annotations at run time: such a module keeps them."""
+"""Names that may read function or module annotations at run time. When any module of the package
+names one, annotations stay in every module: the reader may sit in another module than the functions
+it reads (``singledispatch.register`` over a handler module). Class bodies always keep theirs, which
+is all dataclasses, attrs and typing.NamedTuple read."""
+READS_DOCSTRINGS = (
+    "__doc__",
+    "getdoc",
+    "inspect",
+    "pydantic",
+    "aws_lambda_powertools",
+    "fastapi",
+    "typer",
+    "click",
+    "docopt",
+    "fire.Fire",
+    "pydoc",
+    "doctest",
+)
+"""Names that may read docstrings at run time (help texts, OpenAPI descriptions, ``__doc__``):
+when any module of the package names one, docstrings stay everywhere (comments still go)."""
+
+
+def readers_named(sources: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """{module path: the first reader it names} for every module that names one of ``names``."""
+    found = {}
+    for path, source in sources.items():
+        hit = next((name for name in names if name in source), None)
+        if hit is not None:
+            found[path] = hit
+    return found
 
 
 INDENT = " "
 """One space per block level: Python needs consistency, not width, and every byte of it ships."""
 
 
-def minify(source: str) -> str:
+def minify(source: str, keep_annotations: bool = False, keep_docstrings: bool = False) -> str:
     """What ships: no docstrings, comments or annotations, one-space indents, every line where it was.
 
     Annotations go only from modules that postpone them (``from __future__ import annotations``:
-    they are strings nobody evaluates) and name nothing that reads them.
+    they are strings nobody evaluates) and name nothing that reads them; the caller passes
+    ``keep_annotations``/``keep_docstrings`` when another module of the package reads them
+    (``readers_named`` over the whole package).
     """
-    return reindent(compact_spaces(drop_unused_headers(strip_annotations(strip_documentation(source)))))
+    documented = strip_documentation(source, keep_docstrings=keep_docstrings)
+    annotated = documented if keep_annotations else strip_annotations(documented)
+    return reindent(compact_spaces(drop_unused_headers(annotated)))
 
 
 def compact_spaces(source: str) -> str:
@@ -184,12 +233,15 @@ def drop_unused_headers(source: str) -> str:
         if node.lineno != node.end_lineno or not whole_line:
             continue  # not the whole line: a semicolon shares it
         future_annotations_only = (
-            isinstance(node, ast.ImportFrom) and node.module == "__future__"
+            isinstance(node, ast.ImportFrom)
+            and node.module == "__future__"
             and [alias.name for alias in node.names] == ["annotations"]
         )
         unread_flag = (
-            isinstance(node, ast.Assign) and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "TYPE_CHECKING"
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "TYPE_CHECKING"
         )
         if (future_annotations_only and not annotated) or (unread_flag and not reads_type_checking):
             lines[node.lineno - 1] = line[len(text) :]
@@ -204,7 +256,8 @@ def strip_annotations(source: str) -> str:
     except SyntaxError:
         return source
     postponed = any(
-        isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
         and any(alias.name == "annotations" for alias in node.names)
         for node in tree.body
     )
@@ -217,8 +270,13 @@ def strip_annotations(source: str) -> str:
             continue
         cuts += _variable_annotations(node)
         arguments = node.args
-        for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
-                         arguments.vararg, arguments.kwarg):
+        for argument in (
+            *arguments.posonlyargs,
+            *arguments.args,
+            *arguments.kwonlyargs,
+            arguments.vararg,
+            arguments.kwarg,
+        ):
             annotation = argument.annotation if argument is not None else None
             if annotation is not None and annotation.lineno == annotation.end_lineno == argument.lineno:
                 name_end = argument.col_offset + len(argument.arg.encode("utf-8"))
@@ -260,8 +318,11 @@ def _variable_annotations(scope: ast.AST) -> list[tuple[int, int, int]]:
     return cuts
 
 
-def strip_documentation(source: str) -> str:
-    """``source`` without docstrings or comments, same line count; invalid Python is returned as is."""
+def strip_documentation(source: str, keep_docstrings: bool = False) -> str:
+    """``source`` without docstrings or comments, same line count; invalid Python is returned as is.
+
+    With ``keep_docstrings`` only comments go (something reads ``__doc__``).
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -270,7 +331,11 @@ def strip_documentation(source: str) -> str:
     for first, last in _type_checking_blocks(tree):
         lines[first - 1 : last] = ["\n"] * (last - first + 1)
     blocks = _type_checking_blocks(tree)
-    spans = [span for span in _bare_string_spans(tree) if not _inside_any(span, blocks)]
+    spans = (
+        []
+        if keep_docstrings
+        else [span for span in _bare_string_spans(tree) if not _inside_any(span, blocks)]
+    )
     for start, end, removable in sorted(spans, reverse=True):
         lines = _replace_span(lines, start, end, removable)
     stripped = _strip_comments("".join(lines))

@@ -1,26 +1,29 @@
 """Build a function's deployment zip: the contents of src/ alone, byte-for-byte reproducible.
 
 The source is staged first so that tests, caches and editor litter that happen to sit under src/
-never ship, whatever the deterministic zip writer itself skips.
+never ship, whatever the deterministic zip writer itself skips; source_tree decides what of src/
+is read (never anything outside it).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from leanlambda.bytecode import FUNCTION_ROOT, compile_tree
+from leanlambda.errors import UsageError
 from leanlambda.function import FunctionDir
-from leanlambda.minify import minify
+from leanlambda.limits import FUNCTION_NAME_PATTERN
+from leanlambda.minify import READS_ANNOTATIONS, READS_DOCSTRINGS, minify, readers_named
+from leanlambda.source_tree import collect, read_python
 from leanlambda.ziputil import write_deterministic_zip
 
 PACKAGE_BUDGET_KB = 10  # DESIGN section 4: the deployment zip of a lean function
 BUILD_DIR = "build"
-EXCLUDED_DIRS = frozenset({"__pycache__", "tests", "test", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
-EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".egg-info", ".dist-info.tmp")
-EXCLUDED_NAMES = frozenset({"conftest.py", ".DS_Store"})
+FUNCTION_NAME_RE = re.compile(FUNCTION_NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -28,24 +31,12 @@ class PackageResult:
     path: Path
     size: int
     sha256: str
+    notes: tuple[str, ...] = ()
+    """One line per file left alone or left out, and why (the package command prints them)."""
 
     @property
     def kb(self) -> float:
         return self.size / 1024
-
-
-def _ignore(directory: str, names: list[str]) -> set[str]:
-    ignored = set()
-    for name in names:
-        is_dir = (Path(directory) / name).is_dir()
-        if (
-            (is_dir and name in EXCLUDED_DIRS)
-            or name in EXCLUDED_NAMES
-            or name.endswith(EXCLUDED_SUFFIXES)
-            or (not is_dir and name.startswith("test_") and name.endswith(".py"))
-        ):
-            ignored.add(name)
-    return ignored
 
 
 def stage_source(src: Path, dest: Path, strip_docs: bool = True) -> Path:
@@ -55,26 +46,60 @@ def stage_source(src: Path, dest: Path, strip_docs: bool = True) -> Path:
     widths the parser ignores are stripped from the copies, line numbers kept: they serve readers
     of the repository, not the runtime, and are most of a lean function's bytes.
     """
-    shutil.copytree(src, dest, ignore=_ignore, symlinks=False)
-    if strip_docs:
-        for module in sorted(dest.rglob("*.py")):
-            source = module.read_text(encoding="utf-8")
-            module.write_text(minify(source), encoding="utf-8")
-    return dest
+    return stage_source_with_notes(src, dest, strip_docs)[0]
+
+
+def stage_source_with_notes(src: Path, dest: Path, strip_docs: bool = True) -> tuple[Path, list[str]]:
+    """stage_source, plus what was left alone or out and why (source_tree and minify decide)."""
+    tree = collect(src)
+    notes = [f"left out src/{path}: test code that nothing shipped imports" for path in tree.left_out]
+    texts = {}
+    for item in tree.files:
+        target = dest / item.relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        read = read_python(item.path) if item.relative.suffix == ".py" and strip_docs else None
+        if read is None:
+            if item.relative.suffix == ".py" and strip_docs:
+                notes.append(f"left alone src/{item.relative}: does not decode as its declared encoding")
+            shutil.copyfile(item.path, target)
+        else:
+            texts[item.relative] = read
+    sources = {str(relative): text for relative, (text, _) in texts.items()}
+    annotations = readers_named(sources, READS_ANNOTATIONS)
+    docstrings = readers_named(sources, READS_DOCSTRINGS)
+    for kind, readers in (("annotations", annotations), ("docstrings", docstrings)):
+        for where, reader in readers.items():
+            notes.append(
+                f"left alone: {kind} in every module (src/{where} names {reader!r}, which may read them)"
+            )
+    for relative, (text, encoding) in texts.items():
+        shipped = minify(text, keep_annotations=bool(annotations), keep_docstrings=bool(docstrings))
+        (dest / relative).write_bytes(shipped.encode(encoding))
+    return dest, notes
+
+
+def safe_zip_name(name: str) -> str:
+    """``<name>.zip`` when name is a Lambda function name, so it cannot point outside the output folder."""
+    if not FUNCTION_NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"function name {name[:60]!r} cannot name the zip: use 1-64 letters, digits, '-' and '_'"
+        )
+    return f"{name}.zip"
 
 
 def default_output(function: FunctionDir) -> Path:
-    return function.root / BUILD_DIR / f"{function.name}.zip"
+    return function.root / BUILD_DIR / safe_zip_name(function.name)
 
 
 def build_package(
     function: FunctionDir, out_path: Path | None = None, bytecode: bool = False
 ) -> PackageResult:
     """Zip src/ (its contents at the archive root) into out_path; return path, size and sha256."""
+    safe_zip_name(function.name)
     out_path = Path(out_path) if out_path is not None else default_output(function)
     with tempfile.TemporaryDirectory(prefix="leanlambda-pkg-") as staging:
-        stage = stage_source(function.src, Path(staging) / "src")
+        stage, notes = stage_source_with_notes(function.src, Path(staging) / "src")
         if bytecode:
             compile_tree(stage, function.runtime.removeprefix("python"), FUNCTION_ROOT)
         size, digest = write_deterministic_zip(stage, out_path, include_dirs=False, keep_bytecode=bytecode)
-    return PackageResult(path=out_path, size=size, sha256=digest)
+    return PackageResult(path=out_path, size=size, sha256=digest, notes=tuple(notes))

@@ -365,3 +365,123 @@ def test_hooks_read_answers_through_single_quoted_raw_strings():
         for line in text.splitlines():
             if "| tojson }}" in line:
                 assert "json.loads(r'{{ cookiecutter." in line, line
+
+
+# ------------------------------------------------ values that would fail only at deploy time (issue 14)
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "cron(99 99 ? * * *)",
+        "cron(x x ? x x x)",
+        "cron(60 0 ? * * *)",
+        "cron(0 24 ? * * *)",
+        "cron(0 0 32 * ? *)",
+        "cron(0 0 0 * ? *)",
+        "cron(0 0 ? 13 * *)",
+        "cron(0 0 ? * 8 *)",
+        "cron(0 0 ? * * 1969)",
+        "cron(0 0 ? * * 2200)",
+        "cron(0 0 ? * MON#6 *)",
+        "cron(0 0 ? * FOO *)",
+        "cron(0/0 * ? * * *)",
+        "cron(0 0 W * ? *)",
+        "cron(0,,5 * ? * * *)",
+        "cron(0 0 1-40 * ? *)",
+        "cron(0 0 ? * L# *)",
+        "rate(99999999999999999999 minutes)",
+        "rate(525601 minutes)",
+        "rate(366 days)",
+        "rate(8761 hours)",
+    ],
+)
+def test_schedule_rejects_out_of_range_fields_and_rates(schedule):
+    assert rejected(pre.validate_schedule, schedule).field == "schedule_expression"
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "cron(0/15 * ? * * *)",
+        "cron(0 8 ? JAN,JUL MON-FRI 2026-2030)",
+        "cron(0 0 LW * ? *)",
+        "cron(0 0 15W * ? *)",
+        "cron(0 0 ? * 6L *)",
+        "cron(0 0 ? * L *)",
+        "cron(59 23 31 12 ? 2199)",
+        "rate(365 days)",
+        "rate(525600 minutes)",
+    ],
+)
+def test_schedule_accepts_eventbridge_forms(schedule):
+    assert pre.validate_schedule(schedule) == schedule
+
+
+@pytest.mark.parametrize("region", ["zz-nowhere-9", "us-nowhere-1", "ap-northeast-9", "eu-west-99"])
+def test_region_must_be_in_botocores_partition_data(region):
+    assert rejected(pre.validate_region, region).field == "region"
+
+
+def test_regions_come_from_botocores_endpoints_data():
+    known = pre.known_regions()
+    assert {"ap-northeast-2", "us-east-1", "us-gov-west-1", "cn-north-1"} <= known
+
+
+def test_without_botocore_the_region_is_checked_for_a_partitions_shape(monkeypatch):
+    monkeypatch.setattr(pre, "known_regions", lambda: None)
+    assert pre.validate_region("us-nowhere-1") == "us-nowhere-1"
+    assert rejected(pre.validate_region, "zz-nowhere-9").field == "region"
+
+
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u2028",
+        "\u2029",
+        "\u0085",
+        "\x80",
+        "\x9f",
+        "\x1b",
+        "\x7f",
+        "\u202e",
+        "\u202d",
+        "\u2066",
+        "\u2069",
+        "\u200f",
+        "\u061c",
+    ],
+)
+def test_description_rejects_line_breaks_controls_and_bidi_characters(char):
+    assert rejected(pre.validate_description, f"safe {char} text").field == "description"
+
+
+def test_description_keeps_ordinary_unicode():
+    assert pre.validate_description("업비트 시세 수집 — café ✓") == "업비트 시세 수집 — café ✓"
+
+
+@pytest.mark.parametrize("name", ["-x", "1abc", "_private", "a" * 129])
+def test_stack_name_rule_is_cloudformations(name):
+    assert rejected(pre.validate_stack_name, name).field == "function_name"
+
+
+@pytest.mark.parametrize(
+    ("function_name", "stack_name"),
+    [("my_function", "my-function"), ("_job", "fn--job"), ("-job", "fn--job"), ("Orders", "Orders")],
+)
+def test_the_derived_stack_name_is_valid_and_named_in_the_makefile(function_name, stack_name, tmp_path):
+    from cookiecutter.main import cookiecutter
+
+    created = Path(
+        cookiecutter(
+            str(HOOKS.parent),
+            no_input=True,
+            output_dir=str(tmp_path),
+            extra_context={"function_name": function_name},
+        )
+    )
+    assert pre.validate_stack_name(stack_name) == stack_name
+    assert f"STACK_NAME ?= {stack_name}\n" in (created / "Makefile").read_text()
+
+
+def test_every_region_botocore_knows_has_the_fallback_shape():
+    """Without botocore the hook checks the shape only: it must never refuse a real region."""
+    assert all(pre.REGION_RE.fullmatch(region) for region in pre.known_regions())

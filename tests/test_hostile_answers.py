@@ -153,3 +153,52 @@ def test_leanlambda_new_exits_non_zero_with_one_line_naming_the_field(case_id, t
     assert len(hook_lines) == 1, result.stderr
     assert HOOK_LINE.match(hook_lines[0]).group(1) == case["field"]
     assert not out.exists() or list(out.iterdir()) == []
+
+
+# --------------------------------------------- Jinja in an answer given to `leanlambda new` (issue 14)
+PAYLOAD = "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}"
+JINJA_ANSWERS = [
+    ("description", f"Hi {PAYLOAD}"),
+    ("function_name", PAYLOAD),
+    ("metrics_namespace", "{% set x = cycler.__init__.__globals__.os.system('touch PWNED') %}ns"),
+    ("region", "{# comment #}ap-northeast-2"),
+    ("description", "{{7*7}}"),
+    ("description", "{{ undefined_name }}"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), JINJA_ANSWERS, ids=[value for _, value in JINJA_ANSWERS])
+def test_leanlambda_new_refuses_jinja_before_cookiecutter_renders_it(field, value, tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "leanlambda", "new", str(out), "--no-input", "--set", f"{field}={value}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert result.returncode != 0
+    assert not (tmp_path / "PWNED").exists() and not (out / "PWNED").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0] and "Jinja" in lines[0], result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_leanlambda_new_refuses_jinja_in_the_users_cookiecutter_defaults(tmp_path):
+    config = tmp_path / "cookiecutterrc.yaml"
+    config.write_text(f'default_context:\n  description: "{PAYLOAD}"\n')
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "leanlambda", "new", str(out), "--no-input"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COOKIECUTTER_CONFIG": str(config)},
+    )
+    assert result.returncode != 0
+    assert not (tmp_path / "PWNED").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "default_context description" in lines[0], result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cookiecutterrc.yaml"]

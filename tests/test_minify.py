@@ -185,3 +185,103 @@ def test_spacing_that_changes_meaning_is_kept():
     nested = "if x:\n    y = '''\n    kept\n    '''\n"
     assert reindent(nested) == "if x:\n y = '''\n    kept\n    '''\n"
     assert reindent("def broken(:\n") == "def broken(:\n"
+
+
+# ------------------------------------------- readers in another module (issue 14): the package decides
+def _stage_and_run(tmp_path, files: dict[str, str], probe: str) -> tuple[str, list[str]]:
+    """Stage a package the way `leanlambda package` does, then run ``probe`` against the shipped copy."""
+    import subprocess
+    import sys
+
+    from leanlambda.packaging import stage_source_with_notes
+
+    src = tmp_path / "src"
+    for relative, text in files.items():
+        (src / relative).parent.mkdir(parents=True, exist_ok=True)
+        (src / relative).write_text(textwrap.dedent(text))
+    staged, notes = stage_source_with_notes(src, tmp_path / "staged")
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, sys.argv[1])\n{probe}", str(staged)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip(), notes
+
+
+def test_annotations_read_by_singledispatch_in_another_module_are_kept(tmp_path):
+    handlers = """\
+        from __future__ import annotations
+
+
+        def on_int(value: int) -> str:
+            return f"int {value}"
+
+
+        def on_str(value: str) -> str:
+            return f"str {value}"
+        """
+    dispatch = """\
+        from functools import singledispatch
+
+        from . import handlers
+
+
+        @singledispatch
+        def describe(value):
+            return "other"
+
+
+        describe.register(handlers.on_int)
+        describe.register(handlers.on_str)
+        """
+    out, notes = _stage_and_run(
+        tmp_path,
+        {"app/__init__.py": "", "app/handlers.py": handlers, "app/dispatch.py": dispatch},
+        "from app.dispatch import describe; print(describe(7), '|', describe('x'))",
+    )
+    assert out == "int 7 | str x"
+    assert any("annotations" in note and "app/dispatch.py" in note for note in notes), notes
+    assert "value: int" in (tmp_path / "staged" / "app" / "handlers.py").read_text().replace(":", ": ")
+
+
+def test_docstrings_read_through_doc_are_kept(tmp_path):
+    commands = '''\
+        def report():
+            """Daily report.
+
+            Sends the totals.
+            """
+            return 1
+        '''
+    menu = """\
+        from .commands import report
+
+        TITLE = report.__doc__.splitlines()[0]
+        """
+    out, notes = _stage_and_run(
+        tmp_path,
+        {"app/__init__.py": "", "app/commands.py": commands, "app/menu.py": menu},
+        "from app.menu import TITLE; print(TITLE)",
+    )
+    assert out == "Daily report."
+    assert any("docstrings" in note and "app/menu.py" in note for note in notes), notes
+
+
+def test_a_package_with_no_reader_still_loses_docstrings_and_annotations(tmp_path):
+    source = '''\
+        from __future__ import annotations
+
+
+        def total(values: list[int]) -> int:
+            """Sum them."""
+            return sum(values)
+        '''
+    out, notes = _stage_and_run(
+        tmp_path,
+        {"app/__init__.py": "", "app/calc.py": source},
+        "from app.calc import total; print(total([1, 2]))",
+    )
+    shipped = (tmp_path / "staged" / "app" / "calc.py").read_text()
+    assert out == "3" and notes == []
+    assert "Sum them" not in shipped and "list[int]" not in shipped

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from leanlambda.cli import main
 from tests.conftest import module_name
@@ -118,3 +121,126 @@ def test_not_a_function_exits_2(tmp_path, capsys):
     assert "not a function folder" in capsys.readouterr().err
     assert main(["package", str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ hostile source trees (issue 14)
+def _refused(capsys, function_dir: Path, out: Path) -> str:
+    """package exits 2 with one stderr line and writes nothing into (or beside) the output folder."""
+    assert main(["package", str(function_dir), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert not out.exists() or list(out.iterdir()) == []
+    return err
+
+
+def test_a_link_to_a_file_outside_src_is_refused_by_name(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    secret = tmp_path / "home" / ".aws" / "credentials"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("[default]\nnot-a-real-key = 1\n")
+    module_dir = function_dir / "src" / module_name(function_dir)
+    (module_dir / "settings.txt").symlink_to(secret)
+    err = _refused(capsys, function_dir, tmp_path / "out")
+    assert f"src/{module_name(function_dir)}/settings.txt" in err and "outside src/" in err
+
+
+def test_a_link_to_a_folder_outside_src_is_refused(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    (tmp_path / "home" / ".aws").mkdir(parents=True)
+    (tmp_path / "home" / ".aws" / "credentials").write_text("[default]\n")
+    (function_dir / "src" / "home").symlink_to(tmp_path / "home", target_is_directory=True)
+    assert "src/home" in _refused(capsys, function_dir, tmp_path / "out")
+
+
+def test_a_dangling_link_is_one_line_not_a_traceback(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    (function_dir / "src" / "gone.py").symlink_to(tmp_path / "nowhere.py")
+    err = _refused(capsys, function_dir, tmp_path / "out")
+    assert "src/gone.py" in err and "missing" in err and "Traceback" not in err
+
+
+def test_a_link_that_loops_back_is_refused(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    module_dir = function_dir / "src" / module_name(function_dir)
+    (module_dir / "again").symlink_to(module_dir, target_is_directory=True)
+    assert "cycle" in _refused(capsys, function_dir, tmp_path / "out")
+
+
+def test_a_link_inside_src_that_resolves_inside_ships_its_target(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    module = module_name(function_dir)
+    module_dir = function_dir / "src" / module
+    (module_dir / "data").mkdir()
+    (module_dir / "data" / "rates.json").write_text('{"krw": 1}\n')
+    (module_dir / "rates.json").symlink_to(Path("data") / "rates.json")
+    code, path, _, _ = package(capsys, function_dir, "--out", str(tmp_path / "out"))
+    assert code == 0
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read(f"{module}/rates.json") == b'{"krw": 1}\n'
+
+
+@pytest.mark.parametrize("hostile", ["../../x", "/tmp/leanlambda-absolute-name", "a/b", "..", ""])
+def test_a_function_name_that_is_a_path_writes_nothing_anywhere(function_copy, tmp_path, capsys, hostile):
+    function_dir = function_copy()
+    template = function_dir / "template.yaml"
+    text = template.read_text()
+    assert 'FunctionName: "my-function"' in text
+    template.write_text(text.replace('FunctionName: "my-function"', f"FunctionName: '{hostile}'"))
+    before = set(tmp_path.rglob("*"))
+    for extra in ([], ["--out", str(tmp_path / "out")]):
+        assert main(["package", str(function_dir), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "function name" in err, err
+    assert set(tmp_path.rglob("*")) == before
+    assert not Path(f"{hostile}.zip").is_absolute() or not Path(f"{hostile}.zip").exists()
+
+
+def test_a_test_module_the_handler_imports_ships_and_unimported_tests_are_named(
+    function_copy, tmp_path, capsys
+):
+    function_dir = function_copy()
+    module = module_name(function_dir)
+    module_dir = function_dir / "src" / module
+    (module_dir / "test_vectors.py").write_text("VECTORS = (1, 2)\n")
+    (module_dir / "tests").mkdir()
+    (module_dir / "tests" / "__init__.py").write_text("")
+    (module_dir / "tests" / "fixtures.py").write_text("from ..test_vectors import VECTORS\nROWS = VECTORS\n")
+    (module_dir / "test_unused.py").write_text("def test(): pass\n")
+    handler = module_dir / "handler.py"
+    handler.write_text(handler.read_text() + "\nfrom .tests.fixtures import ROWS  # noqa: E402\n")
+    code = main(["package", str(function_dir), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    with zipfile.ZipFile(captured.out.splitlines()[0]) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "task")
+    assert {
+        f"{module}/tests/__init__.py",
+        f"{module}/tests/fixtures.py",
+        f"{module}/test_vectors.py",
+    } <= names
+    assert f"{module}/test_unused.py" not in names
+    assert f"left out src/{module}/test_unused.py" in captured.err
+    probe = f"import sys; sys.path.insert(0, sys.argv[1]); import {module}.handler as h; print(h.ROWS)"
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(tmp_path / "task")], capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "(1, 2)", result.stderr
+
+
+def test_a_latin_1_module_ships_in_its_own_encoding(function_copy, tmp_path, capsys):
+    function_dir = function_copy()
+    module = module_name(function_dir)
+    source = '# -*- coding: latin-1 -*-\n"""Caf\xe9 prices."""\nSIGN = "\xa3"  # pound\n'
+    (function_dir / "src" / module / "prices.py").write_bytes(source.encode("latin-1"))
+    code, path, _, _ = package(capsys, function_dir, "--out", str(tmp_path / "out"))
+    assert code == 0
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path / "task")
+    probe = (
+        f"import sys; sys.path.insert(0, sys.argv[1]); from {module}.prices import SIGN; print(ascii(SIGN))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(tmp_path / "task")], capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "'\\xa3'", result.stderr

@@ -20,7 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -450,3 +453,141 @@ def test_layer_requirements_pass_pip_audit(record_property):
     if not audited:
         reasons = sorted({dep["skip_reason"].split(":")[0] for dep in dependencies})
         pytest.skip(f"pip-audit audited none of {len(dependencies)} pinned packages: {reasons}")
+
+
+# ---------------------------------------------------------------------------- YAML alias bomb (issue 14)
+ALIAS_BOMB = "\n".join(
+    [
+        "Metadata:",
+        '  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"  l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 10)),
+    ]
+)
+"""Nine levels of nine aliases: under 2 KB of YAML, 9**10 (3.5 billion) strings once expanded."""
+
+
+@pytest.mark.parametrize("section", ["Metadata", "Resources"])
+def test_review_of_an_alias_bomb_ends_with_one_line(function_copy, section):
+    function_dir = function_copy()
+    template = function_dir / "template.yaml"
+    text = template.read_text()
+    anchors = ALIAS_BOMB.split("\n", 1)[1]  # the bomb without its "Metadata:" line
+    assert f"\n{section}:\n" in text
+    template.write_text(text.replace(f"\n{section}:\n", f"\n{section}:\n{anchors}\n", 1))
+    assert len(ALIAS_BOMB) < 2048
+    result = subprocess.run(
+        [sys.executable, "-m", "leanlambda", "review", str(function_dir)],
+        capture_output=True,
+        text=True,
+        timeout=90,  # the unfixed review walked the expanded tree for minutes
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "alias" in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_template_with_ordinary_aliases_still_loads(tmp_path):
+    from leanlambda.cfn_yaml import load_template
+
+    path = tmp_path / "template.yaml"
+    path.write_text("Globals: &g {Timeout: 3}\nResources:\n  Fn: {Properties: *g, Tags: !Ref X}\n")
+    assert load_template(path)["Resources"]["Fn"] == {"Properties": {"Timeout": 3}, "Tags": {"Ref": "X"}}
+
+
+# ---------------------------------------------------- a server that trickles its body (issue 14)
+TRICKLE_BODY = b'[{"market": "KRW-BTC", "korean_name": "x", "english_name": "Bitcoin"}]'
+TRICKLE_BUDGET_S = 2.5
+"""The invocation's time left in the test: the request must end within it, not after the body."""
+
+
+class _TrickleHandler(BaseHTTPRequestHandler):
+    """Answers every GET with a valid JSON body, one byte a second: each read is quick, the whole slow.
+    Under /slow-headers the status line comes at once and a header line trickles instead."""
+
+    def do_GET(self):
+        if self.path.startswith("/slow-headers"):
+            self._trickle(b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 200 + b"\r\n\r\n[]")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(TRICKLE_BODY)))
+        self.end_headers()
+        self._trickle(TRICKLE_BODY)
+
+    def _trickle(self, data: bytes) -> None:
+        try:
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(1)
+        except OSError:
+            pass  # the client hung up: what the deadline is for
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+TRICKLE_PROBE = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import requests
+from {module} import upbit, web
+from {module}.pipeline import Deadline, DeadlineExceeded
+
+url, budget, how = sys.argv[2] + sys.argv[5], float(sys.argv[3]), sys.argv[4]
+started = time.monotonic()
+deadline = Deadline(lambda: int((started + budget - time.monotonic()) * 1000), safety_margin_ms=0)
+try:
+    if how == "upbit":
+        upbit.API_URL = url
+        upbit.UpbitClient(sleep=deadline.sleep).markets()
+    else:
+        total = web.budget_s(deadline, 60)
+        web.fetch(requests.Session(), "GET", url + "/any", total, 3, 10)
+    outcome = "finished"
+except (DeadlineExceeded, upbit.UpbitError, web.RequestTimedOut) as error:
+    outcome = type(error).__name__
+print(outcome, time.monotonic() - started)
+"""
+
+
+@pytest.mark.parametrize("where", ["", "/slow-headers"], ids=["body", "headers"])
+@pytest.mark.parametrize("how", ["upbit", "helper"])
+def test_a_trickling_server_cannot_keep_a_request_past_its_deadline(bake, trickling_server, how, where):
+    function_dir = bake(function_name="trickle-probe", use_upbit=True)
+    module = function_dir.name.replace("-", "_")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TRICKLE_PROBE.format(module=module),
+            str(function_dir / "src"),
+            trickling_server,
+            str(TRICKLE_BUDGET_S),
+            how,
+            where,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome, elapsed = result.stdout.split()
+    # The body alone takes len(TRICKLE_BODY) seconds (about 70) to arrive; the request gives up at the
+    # deadline instead, and says so.
+    assert outcome in {"DeadlineExceeded", "UpbitError", "RequestTimedOut"}, result.stdout
+    assert float(elapsed) < 1.5 * TRICKLE_BUDGET_S, result.stdout
+    assert len(TRICKLE_BODY) > 10 * TRICKLE_BUDGET_S

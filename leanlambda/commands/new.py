@@ -58,6 +58,35 @@ def _coerce(default: Any, value: str) -> Any:
     return value
 
 
+JINJA_MARKERS = ("{{", "{%", "{#")
+"""Cookiecutter renders every answer given ahead of time as a Jinja template, unsandboxed: an answer
+holding one of these would run as code at bake time (even one the hook then rejects)."""
+
+
+def refuse_jinja(where: str, value: str) -> None:
+    """One line, before cookiecutter sees the answer, when it holds Jinja syntax."""
+    marker = next((marker for marker in JINJA_MARKERS if marker in value), None)
+    if marker is not None:
+        raise UsageError(
+            f"{where}: {marker!r} is Jinja syntax, which cookiecutter would run as a template; "
+            "answers may not contain {{, {% or {#"
+        )
+
+
+def check_user_defaults() -> None:
+    """The ``default_context`` of the user's cookiecutter config is rendered the same way."""
+    from cookiecutter.config import get_user_config
+    from cookiecutter.exceptions import CookiecutterException
+
+    try:
+        defaults = get_user_config().get("default_context") or {}
+    except (CookiecutterException, OSError, ValueError):
+        return  # cookiecutter itself reports an unreadable config
+    for key, value in defaults.items():
+        if isinstance(value, str):
+            refuse_jinja(f"cookiecutter config default_context {key}", value)
+
+
 def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
     known = {key for key in context if not key.startswith("_")}
     values: dict[str, Any] = {}
@@ -68,6 +97,7 @@ def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
         if key not in known:
             raise UsageError(f"--set: unknown prompt {key!r} (known: {', '.join(sorted(known))})")
+        refuse_jinja(f"--set {key}", value)
         default = context[key]
         if isinstance(default, list) and value not in [str(choice) for choice in default]:
             choices = ", ".join(str(choice) for choice in default)
@@ -114,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     context = template_context(source)
     values = parse_values(args.values, context)
     check_answers(source, values)
+    check_user_defaults()
     output_dir: Path = args.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"not a folder: {output_dir}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from leanlambda.errors import CheckFailed, UsageError
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must be a folder: {args.out}")
     out = args.out / f"{function.name}.zip" if args.out is not None else None
     result = build_package(function, out, bytecode=args.bytecode)
+    for note in result.notes:
+        print(note, file=sys.stderr)
     print(result.path)
     print(f"size: {result.size} bytes ({result.kb:.2f} KB, budget {args.max_kb:g} KB)")
     print(f"sha256: {result.sha256}")

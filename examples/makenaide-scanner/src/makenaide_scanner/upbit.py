@@ -3,7 +3,9 @@
 requests and pandas come from the layer and are imported on first use; pandas only
 for candles, so only the steps that need candles as a DataFrame pay for it. Every
 request has a timeout: pyupbit's own requests have none, so candles are fetched here
-and framed exactly as ``pyupbit.get_ohlcv`` frames them (a test compares the two).
+and framed exactly as ``pyupbit.get_ohlcv`` frames them (a test compares the two). A
+timeout bounds each socket read, not a request, so every request also has a total deadline
+(web.fetch): the attempt's own cap, or less when the invocation has less time left.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+
+from . import web
+from .pipeline import DeadlineExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +27,8 @@ MAX_ATTEMPTS = 4
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3, 10
+REQUEST_TOTAL_S = CONNECT_TIMEOUT_S + READ_TIMEOUT_S
+"""The longest one attempt may take, body included, however slowly the server sends it."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CANDLES_PER_REQUEST = 200
 CANDLE_PATHS = {"day": "/candles/days", "week": "/candles/weeks", "month": "/candles/months"}
@@ -33,16 +40,23 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .pipeline import Deadline
+
 
 class UpbitError(RuntimeError):
     """Upbit did not answer usefully within the allowed attempts."""
 
 
 class UpbitClient:
-    """Calls Upbit's public API; every wait goes through ``sleep`` (a Deadline's, in a step)."""
+    """Calls Upbit's public API; every wait goes through ``sleep`` (a Deadline's, in a step), and
+    every request ends within the time ``deadline`` has left (a Deadline's sleep brings its own)."""
 
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._sleep = sleep
+    def __init__(
+        self, sleep: Callable[[float], None] | None = None, deadline: Deadline | None = None
+    ) -> None:
+        owner = getattr(sleep, "__self__", None)
+        self._deadline = deadline or (owner if hasattr(owner, "remaining_ms") else None)
+        self._sleep = sleep or (self._deadline.sleep if self._deadline is not None else time.sleep)
         self._session: Any = None
         self._sent_at: deque[float] = deque(maxlen=MAX_REQUESTS_PER_SECOND)
 
@@ -62,11 +76,20 @@ class UpbitClient:
         last_problem = ""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._throttle()
+            total_s = web.budget_s(self._deadline, REQUEST_TOTAL_S)
+            if total_s <= 0:
+                raise DeadlineExceeded(f"GET {path}: no time left before the deadline")
             try:
-                response = self._session.get(
-                    API_URL + path, params=params, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+                response = web.fetch(
+                    self._session,
+                    "GET",
+                    API_URL + path,
+                    total_s,
+                    CONNECT_TIMEOUT_S,
+                    READ_TIMEOUT_S,
+                    params=params,
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except (requests.ConnectionError, requests.Timeout, web.RequestTimedOut) as error:
                 last_problem = type(error).__name__
             else:
                 self._note_remaining(response.headers.get("Remaining-Req"))
@@ -110,8 +133,14 @@ class UpbitClient:
             end = _parse_time(page[-1], "candle_date_time_utc")
         if not rows:
             raise UpbitError(f"{ticker} {interval}: no candles")
-        fields = ("opening_price", "high_price", "low_price", "trade_price", "candle_acc_trade_volume",
-                  "candle_acc_trade_price")
+        fields = (
+            "opening_price",
+            "high_price",
+            "low_price",
+            "trade_price",
+            "candle_acc_trade_volume",
+            "candle_acc_trade_price",
+        )
         try:
             values = [[row[field] for field in fields] for row in rows]
         except (KeyError, TypeError):
