@@ -91,15 +91,56 @@ def _names_secret(expr: ast.AST) -> str | None:
     return None
 
 
+def _whole_environ(source: SourceFile, expr: ast.AST) -> bool:
+    """The whole of os.environ (not one variable): it holds the role's temporary credentials."""
+    for node in ast.walk(expr):
+        if source.qualname(node) != "os.environ":
+            continue
+        parent = source.parents.get(node)
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            continue
+        if isinstance(parent, ast.Attribute) and parent.attr in ("get", "__getitem__", "setdefault"):
+            continue
+        return True
+    return False
+
+
+def _environ_copies(source: SourceFile, call: ast.Call) -> set[str]:
+    scope = source.enclosing_function(call) or source.tree
+    return {
+        target.id
+        for node in ast.walk(scope)
+        if isinstance(node, ast.Assign) and _whole_environ(source, node.value)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _logs(source: SourceFile, call: ast.Call) -> bool:
+    if source.qualname(call.func) == "print":
+        return True
+    if not (isinstance(call.func, ast.Attribute) and call.func.attr in LOG_METHODS):
+        return False
+    receiver = source.qualname(call.func.value) or ""
+    return "log" in receiver.lower()
+
+
 def _logged_secrets(source: SourceFile) -> list[str]:
     findings = []
     for call in source.calls():
-        if not (isinstance(call.func, ast.Attribute) and call.func.attr in LOG_METHODS):
+        if not _logs(source, call):
             continue
-        receiver = source.qualname(call.func.value) or ""
-        if "log" not in receiver.lower():
+        arguments = [*call.args, *call.keywords]
+        copies = _environ_copies(source, call)
+        if any(
+            _whole_environ(source, a) or any(isinstance(n, ast.Name) and n.id in copies for n in ast.walk(a))
+            for a in arguments
+        ):
+            findings.append(f"{source.where(call)} logs the whole environment (the role's credentials)")
             continue
-        for argument in [*call.args, *call.keywords]:
+        if source.qualname(call.func) == "print":
+            continue
+        for argument in arguments:
             name = _names_secret(argument)
             if name:
                 findings.append(f"{source.where(call)} logs {name}")
