@@ -139,8 +139,9 @@ def lazy_imports(ctx: ReviewContext) -> CheckResult:
         used = path_names(source, entry)
         for node, module, bound in _heavy_imports(source):
             cost = import_cost(module.split(".")[0], ctx.function.src)
+            note = f"{module} ({cost})"
             if bound in used:
-                used_notes.append(f"{module} ({cost}, used by the handler's path)")
+                used_notes.append(note) if note not in used_notes else None
             else:
                 findings.append(
                     f"{source.where(node)} imports {module} at init ({cost}) that the handler's path never uses"
@@ -564,7 +565,12 @@ def _managed(source: SourceFile, call: ast.Call) -> bool:
     if isinstance(parent, (ast.Assign, ast.AnnAssign)):
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
         function = source.enclosing_function(call) or source.tree
+        declared_global = {
+            name for node in ast.walk(function) if isinstance(node, ast.Global) for name in node.names
+        }
         for target in targets:
+            if isinstance(target, ast.Name) and target.id in declared_global:
+                return True  # one connection per container, reused by design (AWS's practice)
             if isinstance(target, ast.Name) and _closed_in_finally(function, target.id):
                 return True
             if isinstance(target, ast.Attribute) and _class_closes(source.enclosing_class(call)):

@@ -53,11 +53,14 @@ def _wanted(requirements: Path) -> list[str]:
     return lines
 
 
+NOTHING_TO_INSTALL = "requirements.txt: nothing beyond the runtime's SDK"
+
+
 def install_requirements(requirements: Path, architecture: str) -> tuple[Path | None, str]:
     """(site folder, note) or (None, why not); each distinct requirement set is installed once."""
     wanted = _wanted(requirements)
     if not wanted:
-        return None, f"{requirements.name}: nothing beyond the runtime's SDK"
+        return None, NOTHING_TO_INSTALL
     return _install(tuple(wanted), PLATFORMS.get(architecture, PLATFORMS["x86_64"]), _runner_python())
 
 

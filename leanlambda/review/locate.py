@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,8 +185,8 @@ def _code_dir(root: Path, properties: dict[str, Any]) -> Path | None:
     code_uri = properties.get("CodeUri", ".")
     if isinstance(code_uri, dict) or properties.get("InlineCode") is not None:
         return None  # S3 location or inline code: nothing on disk to review
-    code_dir = (root / str(code_uri)).resolve()
-    if not code_dir.is_relative_to(root.resolve()) or not code_dir.is_dir():
+    code_dir = Path(os.path.normpath(root / str(code_uri)))
+    if not code_dir.resolve().is_relative_to(root.resolve()) or not code_dir.is_dir():
         return None
     return code_dir
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from leanlambda.emulator.runner import MODE_INIT, MODE_INVOKE, Outcome, RunSpec, run
 from leanlambda.packaging import build_package
 from leanlambda.review.budgets import MEASURE_COLD_PATH
-from leanlambda.review.deps import install_requirements, requirements_file
+from leanlambda.review.deps import NOTHING_TO_INSTALL, install_requirements, requirements_file
 from leanlambda.review.model import FAIL, PASS, SKIP, CheckResult, ReviewContext
 
 DEFAULT_LAYER_DIR = "layer"  # FUNCTION_DIR/layer, when --layer is not given
@@ -79,7 +79,9 @@ def setup_for(ctx: ReviewContext) -> Setup:
     requirements = requirements_file(ctx.function.src, ctx.function.root)
     if requirements is not None and ctx.options.install_requirements:
         site, note = install_requirements(requirements, ctx.function.architecture)
-        (setup.paths.append(site) or setup.notes.append(note)) if site else setup.lacks.append(note)
+        if site is not None:
+            setup.paths.append(site)
+        (setup.notes if site is not None or note == NOTHING_TO_INSTALL else setup.lacks).append(note)
     ctx.function.environment()  # resolves what it can, names the rest
     for name, why in ctx.function.unresolved_env.items():
         setup.lacks.append(f"environment {name} ({why})")

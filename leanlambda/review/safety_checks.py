@@ -23,6 +23,8 @@ NOT_A_SECRET_SUFFIX = re.compile(
 )
 ENV_VAR_VALUE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 REFERENCE_PREFIXES = ("arn:", "{{resolve:", "${", "ssm:", "secretsmanager:")
+# Secrets Manager makes the secret from these: a shape and a key name, not a secret.
+GENERATED_SECRET_KEYS = frozenset({"GenerateSecretString"})
 LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log"})
 SQL_METHODS = frozenset({"execute", "executemany", "mogrify", "read_sql", "read_sql_query"})
 SQL_KEYWORDS = ("query", "sql", "operation")
@@ -154,7 +156,7 @@ def _template_secrets(node: Any, path: str, findings: list[str]) -> None:
             where = f"{path}.{key}" if path else str(key)
             if isinstance(value, str) and _secret_name(str(key)) and _secret_literal(value):
                 findings.append(f"template.yaml {where} is a literal (use a dynamic reference)")
-            elif not is_intrinsic(value):
+            elif not is_intrinsic(value) and key not in GENERATED_SECRET_KEYS:
                 _template_secrets(value, where, findings)
     elif isinstance(node, list):
         for index, value in enumerate(node):

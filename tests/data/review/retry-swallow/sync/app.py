@@ -1,12 +1,13 @@
 import json
 import logging
 import os
-import urllib.request
 
 logger = logging.getLogger()
 
 
 def fetch(url):
+    import urllib.request
+
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.load(response)
 
