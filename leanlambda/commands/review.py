@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-install",
         action="store_true",
-        help="do not install requirements.txt for the measured checks (they are then skipped if it is needed)",
+        help="do not install requirements.txt for the measured checks (skipped if they need it)",
     )
     parser.add_argument(
         "--cold-start-runs",

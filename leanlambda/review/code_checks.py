@@ -89,10 +89,10 @@ def path_names(source: SourceFile, entry: str | None) -> set[str]:
     defs = _module_defs(source)
     used: set[str] = set()
     for statement in source.tree.body:
-        if not isinstance(statement, (ast.Import, ast.ImportFrom, *FUNCTION_NODES, ast.ClassDef)):
-            used |= _names_in(statement)
-        elif entry is None and not isinstance(statement, (ast.Import, ast.ImportFrom)):
-            used |= _names_in(statement)
+        definition = isinstance(statement, (*FUNCTION_NODES, ast.ClassDef))
+        if isinstance(statement, (ast.Import, ast.ImportFrom)) or (definition and entry is not None):
+            continue
+        used |= _names_in(statement)
     if entry is None:
         return used
     pending, seen = [entry], set()
@@ -144,7 +144,7 @@ def lazy_imports(ctx: ReviewContext) -> CheckResult:
                 used_notes.append(note) if note not in used_notes else None
             else:
                 findings.append(
-                    f"{source.where(node)} imports {module} at init ({cost}) that the handler's path never uses"
+                    f"{source.where(node)} imports {module} at init ({cost}); the handler's path never uses it"
                 )
     ok = (
         "heavy imports at init are used by the handler's path: " + listing(used_notes)
@@ -179,7 +179,7 @@ def client_reuse(ctx: ReviewContext) -> CheckResult:
             "client-reuse",
             findings,
             f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
-            f"get clients from the generated {FACTORY_MODULE}.py's AWSClientFactory (run.clients.get(service))",
+            f"get clients from the generated {FACTORY_MODULE}.py's AWSClientFactory: run.clients.get(service)",
         )
     return count_result(
         "client-reuse",
@@ -389,9 +389,12 @@ def _broad(handler: ast.ExceptHandler) -> bool:
 def _constant_bools(source: SourceFile) -> dict[str, bool]:
     found = {}
     for node in source.tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-            if isinstance(node.value.value, bool):
-                found.update({t.id: node.value.value for t in node.targets if isinstance(t, ast.Name)})
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, bool)
+        ):
+            found.update({t.id: node.value.value for t in node.targets if isinstance(t, ast.Name)})
     return found
 
 

@@ -40,7 +40,8 @@ def _results(review: Review, rule_index: dict[str, int]) -> list[dict]:
     for check in review.checks:
         if check.status not in LEVELS:
             continue
-        message = f"{review.function}: {check.id} {check.status} ({check.value}; budget {check.budget}): {check.detail}"
+        figure = f"{check.value}; budget {check.budget}"
+        message = f"{review.function}: {check.id} {check.status} ({figure}): {check.detail}"
         result: dict = {
             "ruleId": check.id,
             "ruleIndex": rule_index[check.id],

@@ -102,7 +102,7 @@ def layer(ctx: ReviewContext) -> CheckResult:
                 WARN,
                 value,
                 budget,
-                f"{listing(vendored)}; fix: list them in requirements.txt (sam build installs them) or a layer",
+                f"{listing(vendored)}; fix: list them in requirements.txt (sam build installs them)",
             )
         how = "from its layers" if layers else "from requirements.txt at build time"
         return CheckResult(
@@ -204,9 +204,11 @@ def _http_without_timeout(source: SourceFile) -> list[str]:
     findings = []
     for call in source.calls():
         name = source.qualname(call.func)
-        if name in HTTP_CALLS and not any(k.arg == "timeout" or k.arg is None for k in call.keywords):
-            if not (name == "urllib.request.urlopen" and len(call.args) >= 3):
-                findings.append(f"{source.where(call)} {name}() without a timeout")
+        timed = any(k.arg == "timeout" or k.arg is None for k in call.keywords) or (
+            name == "urllib.request.urlopen" and len(call.args) >= 3
+        )
+        if name in HTTP_CALLS and not timed:
+            findings.append(f"{source.where(call)} {name}() without a timeout")
     return findings
 
 
@@ -259,7 +261,7 @@ def timeouts(ctx: ReviewContext) -> CheckResult:
     fix = (
         "; fix: run.deadline.sleep/poll, and a timeout on every network call"
         if ctx.leanlambda
-        else "; fix: bound every wait by context.get_remaining_time_in_millis(), and give every call a timeout"
+        else "; fix: bound each wait by context.get_remaining_time_in_millis(); give each call a timeout"
     )
     if problems:
         return CheckResult(
