@@ -144,7 +144,7 @@ def lazy_imports(ctx: ReviewContext) -> CheckResult:
                 used_notes.append(note) if note not in used_notes else None
             else:
                 findings.append(
-                    f"{source.where(node)} imports {module} at init ({cost}); the handler's path never uses it"
+                    f"{source.where(node)} imports {module} at init ({cost}), unused by the handler's path"
                 )
     ok = (
         "heavy imports at init are used by the handler's path: " + listing(used_notes)
@@ -179,7 +179,7 @@ def client_reuse(ctx: ReviewContext) -> CheckResult:
             "client-reuse",
             findings,
             f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
-            f"get clients from the generated {FACTORY_MODULE}.py's AWSClientFactory: run.clients.get(service)",
+            f"get clients from AWSClientFactory in the generated {FACTORY_MODULE}.py: run.clients.get(service)",
         )
     return count_result(
         "client-reuse",
