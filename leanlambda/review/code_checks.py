@@ -179,7 +179,7 @@ def client_reuse(ctx: ReviewContext) -> CheckResult:
             "client-reuse",
             findings,
             f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
-            f"get clients from AWSClientFactory in the generated {FACTORY_MODULE}.py: run.clients.get(service)",
+            f"get clients from {FACTORY_MODULE}.py's AWSClientFactory: run.clients.get(service)",
         )
     return count_result(
         "client-reuse",
