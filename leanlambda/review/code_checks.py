@@ -221,7 +221,22 @@ def _once_per_container(ctx: ReviewContext, source: SourceFile, call: ast.Call) 
         if any(isinstance(n, ast.Global) for n in ast.walk(scope)):
             return True
     cls = source.enclosing_class(call)
-    return cls is not None and _instantiated_at_module_level(ctx, cls.name)
+    return cls is not None and (_instantiated_at_module_level(ctx, cls.name) or _memoizes(cls))
+
+
+def _memoizes(cls: ast.ClassDef) -> bool:
+    """A cached factory: the class keeps what it made in `self.<cache>[key] = ...`."""
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if (
+                    isinstance(target, ast.Subscript)
+                    and isinstance(target.value, ast.Attribute)
+                    and isinstance(target.value.value, ast.Name)
+                    and target.value.value.id == "self"
+                ):
+                    return True
+    return False
 
 
 def _defines(source: SourceFile, class_name: str) -> bool:
