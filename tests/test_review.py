@@ -295,3 +295,27 @@ def test_every_example_passes_review_from_a_copy(example, tmp_path, capsys):
     failures = {c["id"]: c["detail"] for c in report["checks"] if c["status"] == "fail"}
     assert failures == {}
     assert code == 0
+
+
+def test_an_environment_value_only_a_stack_knows_skips_the_measurement(tmp_path, capsys):
+    function_dir = tmp_path / "module-client"
+    shutil.copytree(CORPUS / "module-client", function_dir)
+    template = function_dir / "template.yaml"
+    template.write_text(
+        template.read_text().replace("BUCKET: !Ref DataBucket", "BUCKET: !GetAtt DataBucket.Arn")
+    )
+    code, report = review_json(capsys, function_dir, "--only", "cold-start")
+    check = report["checks"][0]
+    assert check["status"] == "skip", check
+    assert (
+        "KeyError" in check["detail"]
+        and "environment BUCKET (!GetAtt is known only to a deployed stack)" in (check["detail"])
+    )
+    assert code == 0
+
+
+def test_the_general_profile_accepts_a_generated_function(default_bake, capsys):
+    code, report = review_json(capsys, default_bake, "--profile", "general", "--only", "client-reuse")
+    assert report["profile"] == "general"
+    assert report["checks"][0]["status"] == "pass", report["checks"][0]["detail"]
+    assert code == 0
