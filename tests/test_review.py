@@ -319,3 +319,30 @@ def test_the_general_profile_accepts_a_generated_function(default_bake, capsys):
     assert report["profile"] == "general"
     assert report["checks"][0]["status"] == "pass", report["checks"][0]["detail"]
     assert code == 0
+
+
+def test_a_layer_of_the_same_template_is_put_on_the_path(tmp_path, capsys):
+    project = tmp_path / "with-layer"
+    shutil.copytree(CORPUS / "sam-hello-world", project)
+    (project / "greeting_layer" / "python").mkdir(parents=True)
+    (project / "greeting_layer" / "python" / "greeting.py").write_text('TEXT = "hello from the layer"\n')
+    app = project / "hello_world" / "app.py"
+    app.write_text("from greeting import TEXT\n" + app.read_text().replace('"hello world"', "TEXT"))
+    template = project / "template.yaml"
+    template.write_text(
+        template.read_text()
+        .replace(
+            "Resources:\n",
+            "Resources:\n  GreetingLayer:\n    Type: AWS::Serverless::LayerVersion\n"
+            "    Properties:\n      ContentUri: greeting_layer/\n\n",
+        )
+        .replace(
+            "      Architectures:\n", "      Layers:\n        - !Ref GreetingLayer\n      Architectures:\n"
+        )
+    )
+    code, report = review_json(capsys, project, "--only", "cold-start", "--only", "memory")
+    statuses = {check["id"]: (check["status"], check["detail"]) for check in report["checks"]}
+    assert statuses["cold-start"][0] == "pass", statuses
+    assert statuses["memory"][0] == "pass", statuses
+    assert "the template's layer GreetingLayer (greeting_layer/)" in statuses["cold-start"][1]
+    assert code == 0

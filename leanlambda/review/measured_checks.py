@@ -57,11 +57,47 @@ def _layers(ctx: ReviewContext, setup: Setup) -> None:
             setup.notes.append(f"with the built {layer_name} ({sibling})")
             return
     declared = ctx.function.layers
-    if declared:
-        names = ", ".join(_layer_name(layer) for layer in declared)
+    missing = [layer for layer in declared if not _template_layer(ctx, layer, setup)]
+    if missing:
+        names = ", ".join(_layer_name(layer) for layer in missing)
         setup.lacks.append(f"the layer(s) {names} (give them with --layer)")
-    else:
+    elif not declared:
         setup.notes.append("no layer")
+
+
+LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+
+
+def _template_layer(ctx: ReviewContext, layer: object, setup: Setup) -> bool:
+    """A layer of the same template, built from a local ContentUri: its zip or folder if built, else its
+    requirements.txt installed as `sam build` would. False when it is not such a layer."""
+    if not (isinstance(layer, dict) and set(layer) == {"Ref"}):
+        return False
+    resources = ctx.function.template.get("Resources")
+    resource = resources.get(layer["Ref"]) if isinstance(resources, dict) else None
+    if not isinstance(resource, dict) or resource.get("Type") not in LAYER_TYPES:
+        return False
+    props = resource.get("Properties") if isinstance(resource.get("Properties"), dict) else {}
+    content = props.get("ContentUri", props.get("Content"))
+    if not isinstance(content, str):
+        return False
+    base = ctx.function.template_path.parent
+    path = base / content
+    if path.exists() and path.resolve().is_relative_to(base.resolve()):
+        setup.paths.append(path)
+        setup.notes.append(f"with the template's layer {layer['Ref']} ({content})")
+        return True
+    folder = base / content.split("/", 1)[0]  # the layer's project folder, e.g. core-layer/
+    requirements = folder / "requirements.txt"
+    if not requirements.is_file() or not ctx.options.install_requirements:
+        return False
+    site, note = install_requirements(requirements, ctx.function.architecture)
+    if site is None:
+        setup.lacks.append(f"the layer {layer['Ref']}: {note}")
+        return True
+    setup.paths.append(site)
+    setup.notes.append(f"the template's layer {layer['Ref']} from {requirements.relative_to(base)} ({note})")
+    return True
 
 
 def _layer_name(layer: object) -> str:
@@ -118,7 +154,8 @@ def _run(
 def default_event(ctx: ReviewContext) -> Path | None:
     if ctx.options.event is not None:
         return ctx.options.event
-    for folder in (ctx.function.root / EVENTS_DIR, ctx.function.src / EVENTS_DIR):
+    code = ctx.function.src
+    for folder in (ctx.function.root / EVENTS_DIR, code / EVENTS_DIR, code.parent / EVENTS_DIR):
         events = sorted(folder.glob("*.json"))
         if events:
             return events[0]
