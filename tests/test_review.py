@@ -354,3 +354,25 @@ def test_a_layer_of_the_same_template_is_put_on_the_path(tmp_path, capsys):
     assert statuses["memory"][0] == "pass", statuses
     assert "the template's layer GreetingLayer (greeting_layer/)" in statuses["cold-start"][1]
     assert code == 0
+
+
+@pytest.mark.parametrize(("switch", "status"), [("False", "warn"), ("True", "pass")])
+def test_a_generated_always_return_switch_warns_when_on(switch, status, function_copy, capsys):
+    function_dir = function_copy()
+    handler = next((function_dir / "src").glob("*/handler.py"))
+    text = handler.read_text()
+    text = text.replace("MAX_ERROR_CHARS = 300\n", f"MAX_ERROR_CHARS = 300\nRAISE_ON_FAILURE = {switch}\n", 1)
+    text = text.replace(
+        "            return outcome.to_dict()\n",
+        "            if RAISE_ON_FAILURE and not outcome.ok:\n"
+        "                raise RuntimeError(str(outcome.to_dict()))\n"
+        "            return outcome.to_dict()\n",
+        1,
+    )
+    handler.write_text(text)
+    code, report = review_json(capsys, function_dir, "--only", "error-handling")
+    check = report["checks"][0]
+    assert check["status"] == status, check
+    if status == "warn":
+        assert "the switch RAISE_ON_FAILURE = False keeps it returning" in check["detail"]
+    assert code == 0

@@ -413,19 +413,31 @@ def _constant_bools(source: SourceFile) -> dict[str, bool]:
     return found
 
 
-def _switched_off(source: SourceFile, node: ast.AST) -> str | None:
+def _switched_off(source: SourceFile, node: ast.AST, constants: dict[str, bool]) -> str | None:
     """The module-level constant that makes this statement unreachable (`if RAISE: raise ...`)."""
-    constants = _constant_bools(source)
     child = node
     for parent in source.ancestors(node):
         if isinstance(parent, ast.If):
             test, wanted = parent.test, child not in parent.orelse
             if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
                 test, wanted = test.operand, not wanted
-            if isinstance(test, ast.Name) and test.id in constants and constants[test.id] != wanted:
-                return f"{test.id} = {constants[test.id]}"
+            if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and wanted:
+                test = next((v for v in test.values if _switch_name(v, constants)), test)
+            if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                test, wanted = test.operand, not wanted
+            name = _switch_name(test, constants)
+            if name and constants[name] != wanted:
+                return f"{name} = {constants[name]}"
         child = parent
     return None
+
+
+def _switch_name(test: ast.expr, constants: dict[str, bool]) -> str | None:
+    """`NAME` or `module.NAME` (or `not ...` of either) naming a known module-level bool."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test = test.operand
+    name = test.id if isinstance(test, ast.Name) else test.attr if isinstance(test, ast.Attribute) else None
+    return name if name in constants else None
 
 
 def _caught_locally(source: SourceFile, node: ast.AST) -> bool:
@@ -450,10 +462,14 @@ def _always_returns(ctx: ReviewContext) -> tuple[str, str] | None:
         for node in ast.walk(source.tree)
         if isinstance(node, ast.Raise) and node.exc is not None and not _caught_locally(source, node)
     ]
-    live = [node for node in raises if _switched_off(source, node) is None]
+    constants: dict[str, bool] = {}
+    for other in ctx.sources.files:  # a switch may live in another module (from .settings import X)
+        constants.update(_constant_bools(other))
+    constants.update(_constant_bools(source))
+    live = [node for node in raises if _switched_off(source, node, constants) is None]
     if live:
         return None
-    switch = next((_switched_off(source, node) for node in raises), None)
+    switch = next((_switched_off(source, node, constants) for node in raises), None)
     why = f"the switch {switch} keeps it returning" if switch else "it never raises"
     return f"{source.rel}:1", why
 
