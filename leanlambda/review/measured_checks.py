@@ -9,6 +9,7 @@ run that fails for want of it is skipped with that reason, never failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import tempfile
@@ -151,6 +152,13 @@ def _run(
     )
 
 
+def _moto():
+    """A throwaway moto server (imported late: moto is heavy and only invokes need it)."""
+    from leanlambda.emulator.motoserver import moto_server
+
+    return moto_server()
+
+
 def default_event(ctx: ReviewContext) -> Path | None:
     if ctx.options.event is not None:
         return ctx.options.event
@@ -176,7 +184,7 @@ def cold_start(ctx: ReviewContext) -> CheckResult:
     budget = f"<= {budget_spec.limit:g} ms ({what})"
     setup = setup_for(ctx)
     runs = max(1, ctx.options.cold_start_runs)
-    event, env_cm = None, None
+    event = None
     if cold_path:
         event_path = default_event(ctx)
         if event_path is None:
@@ -186,12 +194,9 @@ def cold_start(ctx: ReviewContext) -> CheckResult:
         event, problem = _read_event(event_path)
         if problem:
             return CheckResult("cold-start", FAIL, "not measured", budget, problem)
-        from leanlambda.emulator.motoserver import moto_server
-
-        env_cm = moto_server()
     samples = []
-    env = env_cm.__enter__() if env_cm else {}
-    try:
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(_moto()) if cold_path else {}
         for _ in range(runs):
             outcome = _run(ctx, setup, MODE_INVOKE if cold_path else MODE_INIT, event, env)
             if not outcome.ok or outcome.init_ms is None:
@@ -204,9 +209,6 @@ def cold_start(ctx: ReviewContext) -> CheckResult:
                     f"{ctx.function.handler} failed: {_failure(outcome)[:300]}; {setup.note()}",
                 )
             samples.append(outcome.init_ms + ((outcome.duration_ms or 0.0) if cold_path else 0.0))
-    finally:
-        if env_cm:
-            env_cm.__exit__(None, None, None)
     median = statistics.median(samples)
     detail = (
         f"median {what} of {ctx.function.module} over {runs} fresh interpreter(s) "
@@ -217,8 +219,6 @@ def cold_start(ctx: ReviewContext) -> CheckResult:
 
 
 def memory(ctx: ReviewContext) -> CheckResult:
-    from leanlambda.emulator.motoserver import moto_server
-
     size = ctx.function.memory_mb
     fraction = ctx.budgets.memory.limit
     limit = size * fraction
@@ -236,7 +236,7 @@ def memory(ctx: ReviewContext) -> CheckResult:
     if problem:
         return CheckResult("memory", FAIL, "not measured", budget, problem)
     setup = setup_for(ctx)
-    with moto_server() as env:
+    with _moto() as env:
         outcome = _run(ctx, setup, MODE_INVOKE, event, env)
     value = f"{outcome.max_memory_mb} MB"
     where = f"invoke with {event_path.name} against moto; {setup.note()}{ctx.budgets.memory.note()}"
@@ -254,11 +254,7 @@ def package_size(ctx: ReviewContext) -> CheckResult:
     with tempfile.TemporaryDirectory(prefix="leanlambda-review-") as tmp:
         result = build_package(ctx.function, Path(tmp) / f"{ctx.function.name}.zip")
     status = PASS if result.kb <= spec.limit else FAIL
-    code = (
-        ctx.function.src.relative_to(ctx.function.root).as_posix()
-        if ctx.function.src != ctx.function.root
-        else "."
-    )
+    code = ctx.function.src.relative_to(ctx.function.root).as_posix()
     return CheckResult(
         "package-size",
         status,
