@@ -34,22 +34,43 @@ def _megabytes(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "layer", help="build, measure and prove a dependency layer", description=DESCRIPTION,
+        "layer",
+        help="build, measure and prove a dependency layer",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("layer_dir", metavar="LAYER_DIR", type=Path,
-                        help="directory holding requirements.txt (and optionally layer.toml)")
+    parser.add_argument(
+        "layer_dir",
+        metavar="LAYER_DIR",
+        type=Path,
+        help="directory holding requirements.txt (and optionally layer.toml)",
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: LAYER_DIR/build)")
-    parser.add_argument("--runtime", choices=sorted(RUNTIME_GLIBC),
-                        help="Lambda runtime (default: layer.toml, else python3.11)")
-    parser.add_argument("--arch", choices=sorted(ARCH_MACHINE),
-                        help="Lambda architecture (default: layer.toml, else x86_64)")
-    parser.add_argument("--keep-runtime-provided", action="store_true",
-                        help="keep boto3 & co in the layer (e.g. to pin a newer boto3 than the runtime's)")
-    parser.add_argument("--max-unzipped-mb", type=_megabytes, default=UNZIPPED_LIMIT_BYTES / MIB,
-                        help="fail above this unzipped size (default: Lambda's 250 MB)")
-    parser.add_argument("--max-zipped-mb", type=_megabytes, default=ZIPPED_LIMIT_BYTES / MIB,
-                        help="fail above this zipped size (default: Lambda's 50 MB direct upload)")
+    parser.add_argument(
+        "--runtime",
+        choices=sorted(RUNTIME_GLIBC),
+        help="Lambda runtime (default: layer.toml, else python3.11)",
+    )
+    parser.add_argument(
+        "--arch", choices=sorted(ARCH_MACHINE), help="Lambda architecture (default: layer.toml, else x86_64)"
+    )
+    parser.add_argument(
+        "--keep-runtime-provided",
+        action="store_true",
+        help="keep boto3 & co in the layer (e.g. to pin a newer boto3 than the runtime's)",
+    )
+    parser.add_argument(
+        "--max-unzipped-mb",
+        type=_megabytes,
+        default=UNZIPPED_LIMIT_BYTES / MIB,
+        help="fail above this unzipped size (default: Lambda's 250 MB)",
+    )
+    parser.add_argument(
+        "--max-zipped-mb",
+        type=_megabytes,
+        default=ZIPPED_LIMIT_BYTES / MIB,
+        help="fail above this zipped size (default: Lambda's 50 MB direct upload)",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the import proof (not recommended)")
     parser.set_defaults(func=run)
 
@@ -59,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.layer_dir}: no such directory")
     settings = load_settings(args.layer_dir, runtime=args.runtime, arch=args.arch)
     limits = Limits(int(args.max_unzipped_mb * MIB), int(args.max_zipped_mb * MIB))
-    result = build_layer(settings, out_dir=args.out, keep_runtime_provided=args.keep_runtime_provided,
-                         verify=not args.no_verify)
+    result = build_layer(
+        settings,
+        out_dir=args.out,
+        keep_runtime_provided=args.keep_runtime_provided,
+        verify=not args.no_verify,
+    )
     print("\n".join(report_lines(result, limits)))
     check_build(result, limits)
     return 0

@@ -108,8 +108,17 @@ def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
 
 REJECTED = "the template rejected the answers (see the message above); nothing written"
 SINGLE_FIELD_VALIDATORS = (
-    "function_name", "description", "runtime", "architecture", "metrics_backend", "memory_size",
-    "timeout", "region", "schedule_expression", "metrics_namespace", "layer_name",
+    "function_name",
+    "description",
+    "runtime",
+    "architecture",
+    "metrics_backend",
+    "memory_size",
+    "timeout",
+    "region",
+    "schedule_expression",
+    "metrics_namespace",
+    "layer_name",
 )
 """Answers the template's own pre-generation hook can judge one by one, before anything is written."""
 

@@ -1,4 +1,4 @@
-"""`leanlambda review`: score a function against the optimization checklist (DESIGN section 4)."""
+"""`leanlambda review`: score a function against the optimization checklist (docs/checklist.md)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from leanlambda.errors import UsageError
-from leanlambda.function import load_function
-from leanlambda.review import CHECK_IDS, ReviewOptions, run_review
-from leanlambda.review.render import RENDERERS
+from leanlambda.review import CHECK_IDS, PROFILES, ReviewOptions, find_functions, run_review
+from leanlambda.review.render import FORMATS, render
 
 DEFAULT_COLD_START_RUNS = 7  # an odd count, so the median is one measured run
 
@@ -18,19 +17,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "review",
         help="score a function against the optimization checklist",
         description=(
-            "Score FUNCTION_DIR against the checklist: static checks of the code (AST) and template.yaml, "
-            "cfn-lint with the serverless rules, a measured cold start (median of fresh-interpreter "
-            "imports), Max Memory Used of an invoke against moto (with --event, else the first "
-            "events/*.json) and the deterministic zip's size. Exits 0 when nothing fails, 1 when a check "
-            f"fails, 2 on usage errors. Check ids: {', '.join(CHECK_IDS)}."
+            "Score the Python Lambda function(s) in FUNCTION_DIR against the checklist: static checks of "
+            "the code (AST) and the SAM template, cfn-lint with the serverless rules, a measured cold start, "
+            "Max Memory Used of an invoke against moto (with --event, else the first events/*.json) and the "
+            "deterministic zip's size, against the function's budgets (pyproject.toml "
+            "[tool.leanlambda.review], review.toml). Finds functions by template.yaml (CodeUri, Handler, "
+            "Globals) or a single app.py/lambda_function.py. Profile: leanlambda for a folder generated "
+            "by this template (.cookiecutter.json), else general. Exits 0 when nothing fails, 1 when a "
+            f"check fails, 2 on usage errors. Check ids: {', '.join(CHECK_IDS)}."
         ),
     )
-    parser.add_argument("function_dir", metavar="FUNCTION_DIR", help="a generated function's folder")
+    parser.add_argument("function_dir", metavar="FUNCTION_DIR", help="a function's (or SAM project's) folder")
     parser.add_argument(
         "--format",
-        choices=sorted(RENDERERS),
+        choices=FORMATS,
         default="text",
-        help="text (terminal), json (tools, CI) or markdown (PR comment); default text",
+        help="text (terminal), json (tools), markdown (PR comment) or sarif (code scanning); default text",
+    )
+    parser.add_argument("--function", metavar="LOGICAL_ID", help="review only this function of the template")
+    parser.add_argument(
+        "--profile", choices=PROFILES, help="general or leanlambda (default: leanlambda if generated here)"
     )
     parser.add_argument(
         "--event",
@@ -45,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         help="the function's layer, put on the path for cold-start and memory (repeatable)",
+    )
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not install requirements.txt for the measured checks (skipped if they need it)",
     )
     parser.add_argument(
         "--cold-start-runs",
@@ -70,8 +81,13 @@ def run(args: argparse.Namespace) -> int:
     for layer in args.layer:
         if not layer.exists():
             raise UsageError(f"no such layer: {layer}")
-    function = load_function(args.function_dir)
-    options = ReviewOptions(event=args.event, layers=args.layer, cold_start_runs=args.cold_start_runs)
-    review = run_review(function, options, tuple(args.only) or None)
-    print(RENDERERS[args.format](review))
-    return 0 if review.passed else 1
+    functions = find_functions(args.function_dir, args.function, args.profile)
+    options = ReviewOptions(
+        event=args.event,
+        layers=args.layer,
+        cold_start_runs=args.cold_start_runs,
+        install_requirements=not args.no_install,
+    )
+    reviews = [run_review(function, options, tuple(args.only) or None) for function in functions]
+    print(render(reviews, args.format))
+    return 0 if all(review.passed for review in reviews) else 1

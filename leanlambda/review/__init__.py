@@ -1,15 +1,18 @@
-"""`leanlambda review`: the checklist of DESIGN section 4, scored with measured figures.
+"""`leanlambda review`: the optimization checklist, scored with measured figures.
 
-One module per group of checks: code_checks (structure), safety_checks (secrets, SQL), template_checks
-(layer, timeouts, IAM, cfn-lint), measured_checks (cold start, memory, package size).
+locate finds the functions and their profile (`general`: AWS's documented practice; `leanlambda`: that
+plus the template's conformance); budgets reads the function's budgets. One module per group of
+checks: code_checks (structure), safety_checks (secrets, SQL), template_checks (layer, timeouts, IAM,
+cfn-lint), measured_checks (cold start, memory, package size).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from leanlambda.function import FunctionDir
 from leanlambda.review import code_checks, measured_checks, safety_checks, template_checks
+from leanlambda.review.budgets import load_budgets
+from leanlambda.review.locate import PROFILES, ReviewedFunction, find_functions
 from leanlambda.review.model import FAIL, CheckResult, Review, ReviewContext, ReviewOptions, listing
 from leanlambda.review.source import load_sources
 
@@ -50,9 +53,14 @@ CODE_CHECKS = frozenset(
 
 
 def run_review(
-    function: FunctionDir, options: ReviewOptions | None = None, only: tuple[str, ...] | None = None
+    function: ReviewedFunction, options: ReviewOptions | None = None, only: tuple[str, ...] | None = None
 ) -> Review:
-    ctx = ReviewContext(function=function, sources=load_sources(function), options=options or ReviewOptions())
+    ctx = ReviewContext(
+        function=function,
+        sources=load_sources(function),
+        options=options or ReviewOptions(),
+        budgets=load_budgets(function.root),
+    )
     results = []
     for check_id, check in CHECKS:
         if only and check_id not in only:
@@ -67,7 +75,13 @@ def run_review(
                 check_id, FAIL, "error", "-", f"the check could not run: {type(error).__name__}: {error}"
             )
         results.append(result)
-    return Review(function=function.name, checks=results)
+    return Review(
+        function=function.name,
+        checks=results,
+        profile=function.profile,
+        logical_id=function.logical_id,
+        root=str(function.root),
+    )
 
 
-__all__ = ["CHECK_IDS", "Review", "ReviewOptions", "run_review"]
+__all__ = ["CHECK_IDS", "PROFILES", "Review", "ReviewOptions", "find_functions", "run_review"]

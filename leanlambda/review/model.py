@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from leanlambda.function import FunctionDir
+from leanlambda.review.budgets import Budgets
+from leanlambda.review.locate import PROFILE_LEANLAMBDA, ReviewedFunction
 from leanlambda.review.source import SourceTree
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 STATUSES = (PASS, FAIL, WARN, SKIP)
 MAX_LISTED = 5  # findings named in a detail line; the rest are counted
+# A finding that starts with where it is: `src/app.py:12 ...` or `template.yaml:30 ...`.
+LOCATED = re.compile(r"^(?P<path>[^\s:]+\.(?:py|ya?ml)):(?P<line>\d+)\b\s*(?P<message>.*)$")
 
 
 @dataclass
@@ -20,9 +24,17 @@ class CheckResult:
     value: str
     budget: str
     detail: str
+    # (path relative to the function folder, line or 0, message): where a SARIF result points
+    locations: list[tuple[str, int, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {
+            "id": self.id,
+            "status": self.status,
+            "value": self.value,
+            "budget": self.budget,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -30,21 +42,31 @@ class ReviewOptions:
     event: Path | None = None
     layers: list[Path] = field(default_factory=list)
     cold_start_runs: int = 7
+    install_requirements: bool = True
 
 
 @dataclass
 class ReviewContext:
     """What every check may read: the function, its parsed source and the caller's options."""
 
-    function: FunctionDir
+    function: ReviewedFunction
     sources: SourceTree
     options: ReviewOptions
+    budgets: Budgets = field(default_factory=Budgets)
+
+    @property
+    def leanlambda(self) -> bool:
+        """The template's own conformance is judged too (a function generated here)."""
+        return self.function.profile == PROFILE_LEANLAMBDA
 
 
 @dataclass
 class Review:
     function: str
     checks: list[CheckResult]
+    profile: str = ""
+    logical_id: str = ""
+    root: str = ""
 
     @property
     def passed(self) -> bool:
@@ -56,6 +78,7 @@ class Review:
     def to_dict(self) -> dict:
         return {
             "function": self.function,
+            "profile": self.profile,
             "passed": self.passed,
             "checks": [check.to_dict() for check in self.checks],
         }
@@ -75,5 +98,20 @@ def count_result(
     if not findings:
         return CheckResult(check_id, PASS, "0", "0", ok_detail)
     return CheckResult(
-        check_id, status_if_found, str(len(findings)), "0", f"{listing(findings)}; fix: {what}"
+        check_id,
+        status_if_found,
+        str(len(findings)),
+        "0",
+        f"{listing(findings)}; fix: {what}",
+        locations_of(findings),
     )
+
+
+def locations_of(findings: list[str]) -> list[tuple[str, int, str]]:
+    """Where each finding that starts with `path:line` is."""
+    found = []
+    for finding in findings:
+        match = LOCATED.match(finding)
+        if match:
+            found.append((match["path"], int(match["line"]), match["message"] or finding))
+    return found

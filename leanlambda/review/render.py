@@ -19,7 +19,7 @@ def summary(review: Review) -> str:
 def to_text(review: Review) -> str:
     rows = [HEADERS] + [(c.id, c.status, c.value, c.budget, c.detail) for c in review.checks]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS) - 1)]
-    lines = [f"leanlambda review: {review.function}"]
+    lines = [f"leanlambda review: {review.function} ({review.logical_id}, profile {review.profile})"]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
@@ -38,7 +38,7 @@ def _cell(text: str) -> str:
 def to_markdown(review: Review) -> str:
     verdict = "✅ passed" if review.passed else "❌ failed"
     lines = [
-        f"### leanlambda review: `{review.function}` {verdict}",
+        f"### leanlambda review: `{review.function}` ({review.profile} profile) {verdict}",
         "",
         "| | Check | Value | Budget | Detail |",
         "|---|---|---|---|---|",
@@ -53,4 +53,17 @@ def to_markdown(review: Review) -> str:
     return "\n".join(lines)
 
 
+def render(reviews: list[Review], fmt: str) -> str:
+    """One document for every reviewed function: JSON is one object for one function, a list for more."""
+    if fmt == "sarif":
+        from leanlambda.review.sarif import to_sarif
+
+        return to_sarif(reviews)
+    if fmt == "json":
+        dicts = [review.to_dict() for review in reviews]
+        return json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=2, ensure_ascii=False)
+    return "\n\n".join(RENDERERS[fmt](review) for review in reviews)
+
+
 RENDERERS = {"text": to_text, "json": to_json, "markdown": to_markdown}
+FORMATS = (*RENDERERS, "sarif")

@@ -23,6 +23,8 @@ NOT_A_SECRET_SUFFIX = re.compile(
 )
 ENV_VAR_VALUE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 REFERENCE_PREFIXES = ("arn:", "{{resolve:", "${", "ssm:", "secretsmanager:")
+# Secrets Manager makes the secret from these: a shape and a key name, not a secret.
+GENERATED_SECRET_KEYS = frozenset({"GenerateSecretString"})
 LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log"})
 SQL_METHODS = frozenset({"execute", "executemany", "mogrify", "read_sql", "read_sql_query"})
 SQL_KEYWORDS = ("query", "sql", "operation")
@@ -91,15 +93,56 @@ def _names_secret(expr: ast.AST) -> str | None:
     return None
 
 
+def _whole_environ(source: SourceFile, expr: ast.AST) -> bool:
+    """The whole of os.environ (not one variable): it holds the role's temporary credentials."""
+    for node in ast.walk(expr):
+        if source.qualname(node) != "os.environ":
+            continue
+        parent = source.parents.get(node)
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            continue
+        if isinstance(parent, ast.Attribute) and parent.attr in ("get", "__getitem__", "setdefault"):
+            continue
+        return True
+    return False
+
+
+def _environ_copies(source: SourceFile, call: ast.Call) -> set[str]:
+    scope = source.enclosing_function(call) or source.tree
+    return {
+        target.id
+        for node in ast.walk(scope)
+        if isinstance(node, ast.Assign) and _whole_environ(source, node.value)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _logs(source: SourceFile, call: ast.Call) -> bool:
+    if source.qualname(call.func) == "print":
+        return True
+    if not (isinstance(call.func, ast.Attribute) and call.func.attr in LOG_METHODS):
+        return False
+    receiver = source.qualname(call.func.value) or ""
+    return "log" in receiver.lower()
+
+
 def _logged_secrets(source: SourceFile) -> list[str]:
     findings = []
     for call in source.calls():
-        if not (isinstance(call.func, ast.Attribute) and call.func.attr in LOG_METHODS):
+        if not _logs(source, call):
             continue
-        receiver = source.qualname(call.func.value) or ""
-        if "log" not in receiver.lower():
+        arguments = [*call.args, *call.keywords]
+        copies = _environ_copies(source, call)
+        if any(
+            _whole_environ(source, a) or any(isinstance(n, ast.Name) and n.id in copies for n in ast.walk(a))
+            for a in arguments
+        ):
+            findings.append(f"{source.where(call)} logs the whole environment (the role's credentials)")
             continue
-        for argument in [*call.args, *call.keywords]:
+        if source.qualname(call.func) == "print":
+            continue
+        for argument in arguments:
             name = _names_secret(argument)
             if name:
                 findings.append(f"{source.where(call)} logs {name}")
@@ -113,7 +156,7 @@ def _template_secrets(node: Any, path: str, findings: list[str]) -> None:
             where = f"{path}.{key}" if path else str(key)
             if isinstance(value, str) and _secret_name(str(key)) and _secret_literal(value):
                 findings.append(f"template.yaml {where} is a literal (use a dynamic reference)")
-            elif not is_intrinsic(value):
+            elif not is_intrinsic(value) and key not in GENERATED_SECRET_KEYS:
                 _template_secrets(value, where, findings)
     elif isinstance(node, list):
         for index, value in enumerate(node):

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from leanlambda.function import FunctionDir
 
-SKIPPED_DIRS = frozenset({"__pycache__", "tests", "test"})
+SKIPPED_DIRS = frozenset(
+    {"__pycache__", "tests", "test", ".aws-sam", ".venv", "venv", "build", "dist", "node_modules", "events"}
+)
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 LOOP_NODES = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
@@ -125,6 +127,9 @@ class SourceTree:
     def by_basename(self, name: str) -> list[SourceFile]:
         return [source for source in self.files if source.basename == name]
 
+    def by_module(self, module: str) -> SourceFile | None:
+        return next((source for source in self.files if source.module == module), None)
+
 
 def load_sources(function: FunctionDir) -> SourceTree:
     """Parse every .py file under src/ (tests and caches excluded)."""
@@ -132,7 +137,8 @@ def load_sources(function: FunctionDir) -> SourceTree:
     errors: list[str] = []
     src = function.src
     for path in sorted(src.rglob("*.py")):
-        if any(part in SKIPPED_DIRS for part in path.relative_to(src).parts[:-1]):
+        parts = path.relative_to(src).parts[:-1]
+        if any(part in SKIPPED_DIRS or part.startswith(".") for part in parts):
             continue
         rel = path.relative_to(function.root).as_posix()
         try:

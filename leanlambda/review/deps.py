@@ -1,0 +1,102 @@
+"""A function's dependencies as Lambda would have them: requirements.txt installed for its platform.
+
+`sam build` installs the code folder's requirements.txt into the zip; the measured checks do the same
+into a temporary site (`pip install --target`, manylinux wheels for the function's architecture), so a
+dependency the function declares is found and one it forgets is not. What cannot be installed is
+named, and the measured check that needed it is skipped with that reason, never failed for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from leanlambda.limits import RUNTIME_SDK_DISTRIBUTIONS
+
+REQUIREMENTS_FILE = "requirements.txt"
+PIP_TIMEOUT_S = 300
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+SITE_CACHE = Path(tempfile.gettempdir()) / "leanlambda-review-sites"
+
+
+def requirements_file(code_dir: Path, root: Path) -> Path | None:
+    """The requirements.txt `sam build` reads: the code folder's (CodeUri), else the project's."""
+    for folder in (code_dir, root):
+        path = folder / REQUIREMENTS_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def _runner_python() -> str:
+    """The Python version the measured runs use: wheels must be built for it to import."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _wanted(requirements: Path) -> list[str]:
+    """Requirement lines minus the SDK the runtime provides (boto3 & co.) and pip options."""
+    lines = []
+    for raw in requirements.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name = line.split(";")[0]
+        for mark in ("[", "=", "<", ">", "!", "~", " "):
+            name = name.split(mark)[0]
+        if name.lower().replace("_", "-") in RUNTIME_SDK_DISTRIBUTIONS:
+            continue
+        lines.append(line)
+    return lines
+
+
+NOTHING_TO_INSTALL = "requirements.txt: nothing beyond the runtime's SDK"
+
+
+def install_requirements(requirements: Path, architecture: str) -> tuple[Path | None, str]:
+    """(site folder, note) or (None, why not); each distinct requirement set is installed once."""
+    wanted = _wanted(requirements)
+    if not wanted:
+        return None, NOTHING_TO_INSTALL
+    return _install(tuple(wanted), PLATFORMS.get(architecture, PLATFORMS["x86_64"]), _runner_python())
+
+
+@functools.lru_cache(maxsize=16)
+def _install(wanted: tuple[str, ...], platform: str, python: str) -> tuple[Path | None, str]:
+    key = hashlib.sha256("\n".join([platform, python, *wanted]).encode()).hexdigest()[:16]
+    site = SITE_CACHE / key
+    if (site / ".complete").is_file():
+        return site, f"requirements.txt installed for {platform}, Python {python}"
+    site.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(site),
+        "--upgrade",
+        "--platform",
+        platform,
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--only-binary=:all:",
+        *wanted,
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"installing {', '.join(wanted)} took over {PIP_TIMEOUT_S} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        return None, f"cannot install {', '.join(wanted)} for {platform}: {last}"
+    (site / ".complete").write_text("ok\n", encoding="utf-8")
+    return site, f"requirements.txt installed for {platform}, Python {python}"
