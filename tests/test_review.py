@@ -13,6 +13,9 @@ from leanlambda.review import CHECK_IDS
 from tests.conftest import BAD_FIXTURES, apply_bad_fixture
 
 FAST = ["--cold-start-runs", "1"]
+TIMED = {"cold-start"}
+"""Checks whose verdict is a time against a budget: it depends on the machine's speed and load, so a test
+checks that the time was measured, never whether it met the budget."""
 FIXTURES = sorted(path.name for path in BAD_FIXTURES.iterdir() if path.is_dir())
 
 
@@ -43,10 +46,12 @@ def test_every_check_id_has_a_bad_fixture():
 
 def test_default_bake_passes_every_check(default_report):
     code, report = default_report
-    bad = {c["id"]: c["detail"] for c in report["checks"] if c["status"] != "pass"}
+    bad = {c["id"]: c["detail"] for c in report["checks"] if c["status"] != "pass" and c["id"] not in TIMED}
     assert bad == {}
-    assert code == 0
-    assert report["passed"] is True
+    timed = [c for c in report["checks"] if c["id"] in TIMED]
+    assert all(re.fullmatch(r"\d+\.\d ms", c["value"]) for c in timed), timed  # measured, whatever it came to
+    assert report["passed"] is all(c["status"] == "pass" for c in report["checks"])
+    assert (code == 0) is report["passed"]
 
 
 def test_json_shape_is_exact(default_report):
@@ -120,7 +125,8 @@ def test_layer_contents_are_put_on_the_path(function_copy, tmp_path, capsys):
     _code, report = review_json(
         capsys, function_dir, "--only", "cold-start", "--layer", str(tmp_path / "layer")
     )
-    assert report["checks"][0]["status"] == "pass", report
+    check = report["checks"][0]
+    assert re.fullmatch(r"\d+\.\d ms", check["value"]) and "No module named" not in check["detail"], report
 
 
 @pytest.mark.parametrize(
