@@ -182,6 +182,29 @@ def test_a_difference_below_zero_is_reported_as_a_number_with_a_verdict():
     assert "| 0.00 ms |" in pyc_row
 
 
+def test_extra_sections_follow_the_layer_and_a_failing_one_is_reported(monkeypatch, tmp_path):
+    from benchmarks import run
+    from benchmarks.document import Run, render
+
+    def good(ctx: run.SectionContext) -> str:
+        return f"## Good\n\nruns={ctx.runs}"
+
+    def bad(ctx: run.SectionContext) -> str:
+        raise ValueError("no figures")
+
+    monkeypatch.setattr(run, "EXTRA_SECTIONS", (good, bad))
+    report = loaded_machine_report()
+    texts, failures = run.extra_sections(run.SectionContext(True, 3, tmp_path, report))
+    assert texts[0] == "## Good\n\nruns=3"
+    assert len(failures) == 1 and failures[0].endswith("bad: ValueError: no figures")
+    doc = render(Run(report, 3, "cmd", 1.0, (0.0, 0.0), sections=[run.layer_section(tmp_path, True), *texts]))
+    assert (
+        doc.index("## Layer")
+        < doc.index("## Good")
+        < doc.index("this section failed (ValueError: no figures)")
+    )
+
+
 def test_eager_transformer_hoists_imports_and_changes_nothing_else():
     code, hoisted, kept = hoist_imports(LAZY_MODULE)
     assert hoisted == ["import boto3", "from botocore.config import Config as BotoConfig", "import json"]
