@@ -18,7 +18,6 @@ The original did the whole run in one invocation of about 664 s at 512 MB.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import subprocess
@@ -27,13 +26,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from leanlambda.pricing import (
+    MB_PER_GB,
+    MILLION,
+    PRICE_PER_GB_SECOND_USD,
+    PRICE_PER_MILLION_REQUESTS_USD,
+    billed_ms,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "makenaide-integrated-orchestrator"
 SRC = EXAMPLE / "src"
 MEMORY_MB = 128
 ORIGINAL_SECONDS, ORIGINAL_MEMORY_MB = 664, 512
-PRICE_PER_GB_S = 0.0000166667  # x86_64, USD
-PRICE_PER_REQUEST = 0.20 / 1_000_000
+PRICE_PER_GB_S = PRICE_PER_GB_SECOND_USD["x86_64"]
+PRICE_PER_REQUEST = PRICE_PER_MILLION_REQUESTS_USD / MILLION
 RUNS_PER_MONTH = 6 * 30
 INIT_SAMPLES = 5
 DB_ID = "makenaide-db"
@@ -133,12 +140,12 @@ def table(runs: int) -> str:
     for label, cold in (("ours, warm container", False), ("ours, cold every invocation", True)):
         with redirect_stdout(io.StringIO()):  # the EMF lines
             durations = walk(runs, cold)
-        billed = [sum(math.ceil(ms + (init_ms if cold else 0)) for ms in run) for run in durations]
+        billed = [sum(billed_ms(ms + (init_ms if cold else 0)) for ms in run) for run in durations]
         per_run = statistics.median(billed)
         invocations = len(durations[0])
-        gb_s = per_run / 1000 * MEMORY_MB / 1024
+        gb_s = per_run / 1000 * MEMORY_MB / MB_PER_GB
         rows.append((label, invocations, per_run, MEMORY_MB, gb_s, invocations))
-    original_gb_s = ORIGINAL_SECONDS * ORIGINAL_MEMORY_MB / 1024
+    original_gb_s = ORIGINAL_SECONDS * ORIGINAL_MEMORY_MB / MB_PER_GB
     rows.append(("original (one invocation sleeping)", 1, ORIGINAL_SECONDS * 1000, ORIGINAL_MEMORY_MB,
                  original_gb_s, 1))
     lines = [
