@@ -90,13 +90,21 @@ def walk(runs: int, cold: bool) -> list[list[float]]:
         instance_id = launched["Instances"][0]["InstanceId"]
         ec2.stop_instances(InstanceIds=[instance_id])
         rds.create_db_instance(
-            DBInstanceIdentifier="makenaide-db", Engine="postgres", DBInstanceClass="db.t3.micro",
-            MasterUsername="makenaide", MasterUserPassword="not-a-real-one", AllocatedStorage=20,
+            DBInstanceIdentifier="makenaide-db",
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="makenaide",
+            MasterUserPassword="not-a-real-one",
+            AllocatedStorage=20,
         )
         rds.stop_db_instance(DBInstanceIdentifier="makenaide-db")
         os.environ.update(
-            INSTANCE_ID=instance_id, DB_INSTANCE_IDENTIFIER="makenaide-db", DB_SECRET_ARN=secret,
-            APP_COMMAND="python3 makenaide.py", EC2_HOURLY_PRICE_USD="0.052", RDS_HOURLY_PRICE_USD="0.026",
+            INSTANCE_ID=instance_id,
+            DB_INSTANCE_IDENTIFIER="makenaide-db",
+            DB_SECRET_ARN=secret,
+            APP_COMMAND="python3 makenaide.py",
+            EC2_HOURLY_PRICE_USD="0.052",
+            RDS_HOURLY_PRICE_USD="0.026",
             MAX_RUN_MINUTES="180",
         )
         ec2_event = {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}
@@ -146,8 +154,16 @@ def table(runs: int) -> str:
         gb_s = per_run / 1000 * MEMORY_MB / MB_PER_GB
         rows.append((label, invocations, per_run, MEMORY_MB, gb_s, invocations))
     original_gb_s = ORIGINAL_SECONDS * ORIGINAL_MEMORY_MB / MB_PER_GB
-    rows.append(("original (one invocation sleeping)", 1, ORIGINAL_SECONDS * 1000, ORIGINAL_MEMORY_MB,
-                 original_gb_s, 1))
+    rows.append(
+        (
+            "original (one invocation sleeping)",
+            1,
+            ORIGINAL_SECONDS * 1000,
+            ORIGINAL_MEMORY_MB,
+            original_gb_s,
+            1,
+        )
+    )
     lines = [
         f"Median over {runs} runs; handler init {init_ms:.1f} ms "
         f"(median of {INIT_SAMPLES} fresh interpreters).",
@@ -160,8 +176,9 @@ def table(runs: int) -> str:
         usd = (gb_s * PRICE_PER_GB_S + requests * PRICE_PER_REQUEST) * RUNS_PER_MONTH
         lines.append(
             f"| {label} | {invocations} | {ms:,.0f} | {memory} MB | {gb_s:.4f} | {usd:.4f} "
-            f"| {original_gb_s / gb_s:,.0f}x less |" if gb_s != original_gb_s else
-            f"| {label} | {invocations} | {ms:,.0f} | {memory} MB | {gb_s:.1f} | {usd:.4f} | 1x |"
+            f"| {original_gb_s / gb_s:,.0f}x less |"
+            if gb_s != original_gb_s
+            else f"| {label} | {invocations} | {ms:,.0f} | {memory} MB | {gb_s:.1f} | {usd:.4f} | 1x |"
         )
     return "\n".join(lines)
 
@@ -171,8 +188,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=6, help="4-hourly runs to walk (default: a day)")
     args = parser.parse_args()
     os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="ap-northeast-2", AWS_REGION="ap-northeast-2",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="ap-northeast-2",
+        AWS_REGION="ap-northeast-2",
     )
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
