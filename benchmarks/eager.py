@@ -99,14 +99,14 @@ def hoist_imports(source: str) -> tuple[str, list[str], list[str]]:
         indent = lines[first][: node.col_offset]
         alone = (
             not indent.strip()
-            and lines[last].rstrip("\r\n")[node.end_col_offset:].split("#")[0].strip() == ""
+            and lines[last].rstrip("\r\n")[node.end_col_offset :].split("#")[0].strip() == ""
         )
         clash = sorted(set(_bound_names(node)) & module_names)
         if in_try or not alone or clash:
             why = "inside try" if in_try else "shares its line" if not alone else f"name clash {clash}"
             kept.append(f"{text} ({why})")
             continue
-        newline = lines[last][len(lines[last].rstrip("\r\n")):] or "\n"
+        newline = lines[last][len(lines[last].rstrip("\r\n")) :] or "\n"
         lines[first] = f"{indent}pass{newline}"
         for index in range(first + 1, last + 1):
             lines[index] = newline

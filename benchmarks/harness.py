@@ -35,8 +35,16 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-STRIPPED_ENV = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-                "VIRTUAL_ENV", "PYTHONINSPECT", "PYTHONPROFILEIMPORTTIME")
+STRIPPED_ENV = (
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "VIRTUAL_ENV",
+    "PYTHONINSPECT",
+    "PYTHONPROFILEIMPORTTIME",
+)
 
 
 @dataclass
@@ -67,6 +75,11 @@ class Variant:
         return self.cold_path and self.event is not None
 
 
+def log(message: str) -> None:
+    """One progress line on stderr (the report goes to stdout or a file)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in STRIPPED_ENV}
     env.update(FAKE_CREDENTIALS)
@@ -84,11 +97,18 @@ def run_child(variant: Variant, work: Path, python: str = sys.executable) -> dic
     """One fresh process: init (and the cold and warm invocations when the variant invokes)."""
     out = work / f"{variant.key}-{time.monotonic_ns()}.json"
     args = [
-        python, *CHILD_FLAGS, str(CHILD),
-        f"module={variant.module}", f"attr={variant.attr}",
+        python,
+        *CHILD_FLAGS,
+        str(CHILD),
+        f"module={variant.module}",
+        f"attr={variant.attr}",
         "paths=" + ":".join(str(path) for path in variant.paths),
-        f"site={SITE_PACKAGES}", f"out={out}", "preload=" + ",".join(variant.preload),
-        f"memory={variant.memory_mb}", f"function={variant.function_name}", f"timeout={variant.timeout_s}",
+        f"site={SITE_PACKAGES}",
+        f"out={out}",
+        "preload=" + ",".join(variant.preload),
+        f"memory={variant.memory_mb}",
+        f"function={variant.function_name}",
+        f"timeout={variant.timeout_s}",
     ]
     if variant.invokes:
         args.append(f"event={variant.event}")

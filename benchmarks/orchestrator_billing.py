@@ -18,7 +18,6 @@ The original did the whole run in one invocation of about 664 s at 512 MB.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import subprocess
@@ -27,13 +26,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from leanlambda.pricing import (
+    MB_PER_GB,
+    MILLION,
+    PRICE_PER_GB_SECOND_USD,
+    PRICE_PER_MILLION_REQUESTS_USD,
+    billed_ms,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "makenaide-integrated-orchestrator"
 SRC = EXAMPLE / "src"
 MEMORY_MB = 128
 ORIGINAL_SECONDS, ORIGINAL_MEMORY_MB = 664, 512
-PRICE_PER_GB_S = 0.0000166667  # x86_64, USD
-PRICE_PER_REQUEST = 0.20 / 1_000_000
+PRICE_PER_GB_S = PRICE_PER_GB_SECOND_USD["x86_64"]
+PRICE_PER_REQUEST = PRICE_PER_MILLION_REQUESTS_USD / MILLION
 RUNS_PER_MONTH = 6 * 30
 INIT_SAMPLES = 5
 DB_ID = "makenaide-db"
@@ -83,13 +90,21 @@ def walk(runs: int, cold: bool) -> list[list[float]]:
         instance_id = launched["Instances"][0]["InstanceId"]
         ec2.stop_instances(InstanceIds=[instance_id])
         rds.create_db_instance(
-            DBInstanceIdentifier="makenaide-db", Engine="postgres", DBInstanceClass="db.t3.micro",
-            MasterUsername="makenaide", MasterUserPassword="not-a-real-one", AllocatedStorage=20,
+            DBInstanceIdentifier="makenaide-db",
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="makenaide",
+            MasterUserPassword="not-a-real-one",
+            AllocatedStorage=20,
         )
         rds.stop_db_instance(DBInstanceIdentifier="makenaide-db")
         os.environ.update(
-            INSTANCE_ID=instance_id, DB_INSTANCE_IDENTIFIER="makenaide-db", DB_SECRET_ARN=secret,
-            APP_COMMAND="python3 makenaide.py", EC2_HOURLY_PRICE_USD="0.052", RDS_HOURLY_PRICE_USD="0.026",
+            INSTANCE_ID=instance_id,
+            DB_INSTANCE_IDENTIFIER="makenaide-db",
+            DB_SECRET_ARN=secret,
+            APP_COMMAND="python3 makenaide.py",
+            EC2_HOURLY_PRICE_USD="0.052",
+            RDS_HOURLY_PRICE_USD="0.026",
             MAX_RUN_MINUTES="180",
         )
         ec2_event = {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}
@@ -133,14 +148,22 @@ def table(runs: int) -> str:
     for label, cold in (("ours, warm container", False), ("ours, cold every invocation", True)):
         with redirect_stdout(io.StringIO()):  # the EMF lines
             durations = walk(runs, cold)
-        billed = [sum(math.ceil(ms + (init_ms if cold else 0)) for ms in run) for run in durations]
+        billed = [sum(billed_ms(ms + (init_ms if cold else 0)) for ms in run) for run in durations]
         per_run = statistics.median(billed)
         invocations = len(durations[0])
-        gb_s = per_run / 1000 * MEMORY_MB / 1024
+        gb_s = per_run / 1000 * MEMORY_MB / MB_PER_GB
         rows.append((label, invocations, per_run, MEMORY_MB, gb_s, invocations))
-    original_gb_s = ORIGINAL_SECONDS * ORIGINAL_MEMORY_MB / 1024
-    rows.append(("original (one invocation sleeping)", 1, ORIGINAL_SECONDS * 1000, ORIGINAL_MEMORY_MB,
-                 original_gb_s, 1))
+    original_gb_s = ORIGINAL_SECONDS * ORIGINAL_MEMORY_MB / MB_PER_GB
+    rows.append(
+        (
+            "original (one invocation sleeping)",
+            1,
+            ORIGINAL_SECONDS * 1000,
+            ORIGINAL_MEMORY_MB,
+            original_gb_s,
+            1,
+        )
+    )
     lines = [
         f"Median over {runs} runs; handler init {init_ms:.1f} ms "
         f"(median of {INIT_SAMPLES} fresh interpreters).",
@@ -153,8 +176,9 @@ def table(runs: int) -> str:
         usd = (gb_s * PRICE_PER_GB_S + requests * PRICE_PER_REQUEST) * RUNS_PER_MONTH
         lines.append(
             f"| {label} | {invocations} | {ms:,.0f} | {memory} MB | {gb_s:.4f} | {usd:.4f} "
-            f"| {original_gb_s / gb_s:,.0f}x less |" if gb_s != original_gb_s else
-            f"| {label} | {invocations} | {ms:,.0f} | {memory} MB | {gb_s:.1f} | {usd:.4f} | 1x |"
+            f"| {original_gb_s / gb_s:,.0f}x less |"
+            if gb_s != original_gb_s
+            else f"| {label} | {invocations} | {ms:,.0f} | {memory} MB | {gb_s:.1f} | {usd:.4f} | 1x |"
         )
     return "\n".join(lines)
 
@@ -164,8 +188,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=6, help="4-hourly runs to walk (default: a day)")
     args = parser.parse_args()
     os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="ap-northeast-2", AWS_REGION="ap-northeast-2",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="ap-northeast-2",
+        AWS_REGION="ap-northeast-2",
     )
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)

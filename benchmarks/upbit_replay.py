@@ -50,8 +50,11 @@ def _load(path: Path) -> Any:
 
 def _error(status: int, name: str, message: str) -> Answer:
     """An error in Upbit's shape."""
-    return status, {"Content-Type": "application/json; charset=utf-8"}, {
-        "error": {"name": name, "message": message}}
+    return (
+        status,
+        {"Content-Type": "application/json; charset=utf-8"},
+        {"error": {"name": name, "message": message}},
+    )
 
 
 class Recordings:
@@ -62,8 +65,10 @@ class Recordings:
         candles = _load(CANDLES_RECORDING)
         self.markets: Answer = (markets["status"], markets["headers"], markets["body"])
         self.candle_status, self.candle_headers = candles["status"], candles["headers"]
-        self.series = {path: sorted(_load(file), key=lambda c: c["candle_date_time_utc"], reverse=True)
-                       for path, file in CANDLE_SERIES.items()}
+        self.series = {
+            path: sorted(_load(file), key=lambda c: c["candle_date_time_utc"], reverse=True)
+            for path, file in CANDLE_SERIES.items()
+        }
 
     def answer(self, path: str, query: dict[str, str]) -> Answer:
         if path == f"{API_PREFIX}/market/all":

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from leanlambda import __version__
+from leanlambda.commands import invoke, layer, new, package, review
 from leanlambda.errors import CheckFailed, UsageError
 
-COMMANDS = ("new", "package", "layer", "invoke", "review")
+COMMANDS = (new, package, layer, invoke, review)
+"""Each registers its sub-command; imported here (not by name at run time) so the dependency shows.
+Every command's parser is built for any call, so importing them all up front costs nothing extra."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"leanlambda.commands.{name}").register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

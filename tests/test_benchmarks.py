@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.eager import PREWARM_MARKER, hoist_imports, make_eager
+from benchmarks.harness import LAMBDA_PRELOADED, Samples, Variant
+from benchmarks.report import Report, cold_table, init_table
+from benchmarks.targets import target_rows
 from benchmarks.upbit_replay import CANDLE_SERIES, MARKETS_RECORDING, UpbitReplay
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,14 +84,24 @@ def test_quick_run_writes_every_section_and_row_with_numbers(tmp_path):
     doc = tmp_path / "benchmarks.md"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--skip-layer", "--markdown", str(doc)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = doc.read_text(encoding="utf-8")
     positions = [text.index(section) for section in SECTIONS]
     assert positions == sorted(positions)
-    for needle in ("AMD", "Python 3.", "boto3 ", "botocore ", "moto ", "aws-lambda-powertools ",
-                   "--quick --skip-layer"):
+    for needle in (
+        "AMD",
+        "Python 3.",
+        "boto3 ",
+        "botocore ",
+        "moto ",
+        "aws-lambda-powertools ",
+        "--quick --skip-layer",
+    ):
         if needle == "AMD" and "AMD" not in text:
             continue  # another CPU vendor
         assert needle in text, needle
@@ -102,11 +115,94 @@ def test_quick_run_writes_every_section_and_row_with_numbers(tmp_path):
             assert any(f"| {backend} |" in line for line in row), (n, backend)
     cost_rows = [line for line in table_rows(text, "default bake") if "| 256 | x86_64 |" in line]
     assert cost_rows and re.search(rf"\| {NUMBER} \| (?:{NUMBER}x|-) \|$", cost_rows[0])
-    targets = text[text.index("## Targets"):text.index("## Layer")]
+    targets = text[text.index("## Targets") : text.index("## Layer")]
     verdicts = re.findall(r"\| (PASS|MISS|n/a)[^|]*\|$", targets, re.MULTILINE)
     assert len(verdicts) >= 8 and "n/a" not in verdicts
     assert "est. invoke phase at 128 MB" in text
     assert "Layer bench skipped" in text
+
+
+def loaded_machine_report() -> Report:
+    """Samples as a loaded machine can give them: the default's import median came out below its floor's,
+    the shipped-bytecode copy level with its floor, the eager copies far above."""
+    init = {
+        "floor": 5.0,
+        "floor_lambda": 3.0,
+        "default": 4.0,
+        "default_lambda": 2.5,
+        "default_eager": 400.0,
+        "default_eager_lambda": 390.0,
+        "default_pyc_lambda": 3.0,
+    }
+    samples, event = {}, Path("event.json")
+    for key, init_ms in init.items():
+        preload = LAMBDA_PRELOADED if key.endswith("lambda") else ()
+        variant = Variant(
+            key,
+            key.replace("_", " "),
+            "m.handler",
+            (Path("src"),),
+            preload=preload,
+            event=event,
+            package_bytes=6000,
+        )
+        runs = [
+            {
+                "init_ms": init_ms + jitter,
+                "init_cpu_ms": init_ms + jitter,
+                "startup_init_ms": 20 + init_ms,
+                "rss_init_kib": 10_000,
+                "rss_first_kib": 11_000,
+                "cold_ms": init_ms + 9,
+                "cold_cpu_ms": 9.0,
+                "first_ms": 9.0,
+                "warm_ms": 1.0,
+                "first_result": {"ok": True},
+            }
+            for jitter in (-0.5, 0, 0.5)
+        ]
+        samples[key] = Samples(variant, runs)
+    return Report(samples, list(init))
+
+
+def test_a_difference_below_zero_is_reported_as_a_number_with_a_verdict():
+    rep = loaded_machine_report()
+    rows = init_table(rep) + cold_table(rep)
+    default_row = next(row for row in rows if row.startswith("| default |"))
+    assert "| -1.00 |" in default_row  # the default's import minus its floor's, printed as it came
+    assert not any("n/a" in row for row in rows)
+    targets = target_rows(rep, [])[2:-1]  # the last row is the metrics row, given no metric rows here
+    assert targets and all(row.endswith(("| PASS |", "| MISS |")) for row in targets), targets
+    eager_rows = [row for row in targets if "less than its eager variant" in row]
+    assert len(eager_rows) == 4
+    assert all(re.search(rf"\| {NUMBER} ms / -{NUMBER} ms = no factor", row) for row in eager_rows), (
+        eager_rows
+    )
+    pyc_row = next(row for row in targets if "bytecode shipped" in row)
+    assert "| 0.00 ms |" in pyc_row
+
+
+def test_extra_sections_follow_the_layer_and_a_failing_one_is_reported(monkeypatch, tmp_path):
+    from benchmarks import run
+    from benchmarks.document import Run, render
+
+    def good(ctx: run.SectionContext) -> str:
+        return f"## Good\n\nruns={ctx.runs}"
+
+    def bad(ctx: run.SectionContext) -> str:
+        raise ValueError("no figures")
+
+    monkeypatch.setattr(run, "EXTRA_SECTIONS", (good, bad))
+    report = loaded_machine_report()
+    texts, failures = run.extra_sections(run.SectionContext(True, 3, tmp_path, report))
+    assert texts[0] == "## Good\n\nruns=3"
+    assert len(failures) == 1 and failures[0].endswith("bad: ValueError: no figures")
+    doc = render(Run(report, 3, "cmd", 1.0, (0.0, 0.0), sections=[run.layer_section(tmp_path, True), *texts]))
+    assert (
+        doc.index("## Layer")
+        < doc.index("## Good")
+        < doc.index("this section failed (ValueError: no figures)")
+    )
 
 
 def test_eager_transformer_hoists_imports_and_changes_nothing_else():
@@ -117,12 +213,19 @@ def test_eager_transformer_hoists_imports_and_changes_nothing_else():
     top_level = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     assert top_level == ["from __future__ import annotations", "import os", *hoisted]
     functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    inside = [ast.unparse(node) for fn in functions for node in ast.walk(fn)
-              if isinstance(node, (ast.Import, ast.ImportFrom))]
+    inside = [
+        ast.unparse(node)
+        for fn in functions
+        for node in ast.walk(fn)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
     assert inside == ["import pyupbit"]
     # Otherwise the same: without the hoisted block and the `pass` placeholders, the lines are the original's.
-    original = [line for line in LAZY_MODULE.splitlines() if line.strip() not in hoisted
-                and line.split("#")[0].strip() not in hoisted]
+    original = [
+        line
+        for line in LAZY_MODULE.splitlines()
+        if line.strip() not in hoisted and line.split("#")[0].strip() not in hoisted
+    ]
     transformed = [line for line in code.splitlines() if line.strip() not in {*hoisted, "pass"}]
     assert transformed == original
     assert len(code.splitlines()) == len(LAZY_MODULE.splitlines()) + len(hoisted)
@@ -143,7 +246,8 @@ def test_make_eager_copies_source_and_prewarms_the_services(tmp_path):
     assert result.prewarmed == ["fn/handler.py"]
     assert not (dest / "fn" / "__pycache__").exists()
     assert (dest / "fn" / "clients.py").read_text(encoding="utf-8") == (
-        "import boto3\ndef make():\n    pass\n\n    return boto3\n")
+        "import boto3\ndef make():\n    pass\n\n    return boto3\n"
+    )
     handler = (dest / "fn" / "handler.py").read_text(encoding="utf-8")
     assert handler.endswith(f"{PREWARM_MARKER}\nget_orchestrator().clients.prewarm('s3', 'ssm')\n")
     assert (tmp_path / "src" / "fn" / "clients.py").read_text(encoding="utf-8").count("import boto3") == 1
@@ -174,8 +278,9 @@ def test_the_upbit_replay_server_answers_the_recorded_markets_and_pages_candles_
         assert [candle["candle_date_time_utc"] for candle in served] == newest_first
         assert {candle["market"] for candle in served} == {"KRW-XRP"}
 
-        four_hour = session.get(f"{upbit.url}/candles/minutes/240", params={"market": "KRW-ETH", "count": 3},
-                                timeout=5)
+        four_hour = session.get(
+            f"{upbit.url}/candles/minutes/240", params={"market": "KRW-ETH", "count": 3}, timeout=5
+        )
         assert four_hour.status_code == 200
         assert [candle["unit"] for candle in four_hour.json()] == [240] * 3
         unrecorded = session.get(f"{upbit.url}/candles/weeks", params={"market": "KRW-ETH"}, timeout=5)

@@ -19,6 +19,9 @@ from tests.test_bake import CASES as BAKE_CASES
 EXAMPLES = sorted(path.parent for path in (REPO_ROOT / "examples").glob("*/.cookiecutter.json"))
 
 FAST = ["--cold-start-runs", "1"]
+TIMED = {"cold-start"}
+"""Checks whose verdict is a time against a budget: it depends on the machine's speed and load, so a test
+checks that the time was measured, never whether it met the budget."""
 FIXTURES = sorted(path.name for path in BAD_FIXTURES.iterdir() if path.is_dir())
 
 
@@ -49,13 +52,13 @@ def test_every_check_id_has_a_bad_fixture():
 
 def test_default_bake_passes_every_check(default_report):
     code, report = default_report
-    bad = {c["id"]: c["detail"] for c in report["checks"] if c["status"] != "pass"}
-    # A generated handler that always returns (its switch for proxied APIs) only warns.
-    assert set(bad) <= {"error-handling"}, bad
-    assert all(c["status"] == "warn" for c in report["checks"] if c["id"] in bad)
+    bad = {c["id"]: c["detail"] for c in report["checks"] if c["status"] != "pass" and c["id"] not in TIMED}
+    assert bad == {}
     assert report["profile"] == "leanlambda"
-    assert code == 0
-    assert report["passed"] is True
+    timed = [c for c in report["checks"] if c["id"] in TIMED]
+    assert all(re.fullmatch(r"\d+\.\d ms", c["value"]) for c in timed), timed  # measured, whatever it came to
+    assert report["passed"] is all(c["status"] == "pass" for c in report["checks"])
+    assert (code == 0) is report["passed"]
 
 
 def test_json_shape_is_exact(default_report):
@@ -131,7 +134,8 @@ def test_layer_contents_are_put_on_the_path(function_copy, tmp_path, capsys):
     _code, report = review_json(
         capsys, function_dir, "--only", "cold-start", "--layer", str(tmp_path / "layer")
     )
-    assert report["checks"][0]["status"] == "pass", report
+    check = report["checks"][0]
+    assert re.fullmatch(r"\d+\.\d ms", check["value"]) and "No module named" not in check["detail"], report
 
 
 @pytest.mark.parametrize(
