@@ -23,7 +23,8 @@ from leanlambda.errors import CheckFailed, UsageError
 from leanlambda.layer import Limits, Target, build_layer, check_build, load_settings, verify_layer
 from leanlambda.layer.builder import REPORT_FILE
 from leanlambda.layer.install import Dist, runtime_provided_to_drop
-from leanlambda.layer.slim import load_segments, loaded_image, slim, strip_symbol_tables
+from leanlambda.layer.elf import load_segments, loaded_image
+from leanlambda.layer.slim import slim, strip_symbol_tables
 from leanlambda.layer.target import host_arch
 from leanlambda.layer.verify import find_interpreter
 from leanlambda.ziputil import write_deterministic_zip

@@ -23,15 +23,14 @@ to numpy's OpenBLAS; such files keep the bytes the wheel shipped.
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
 
+from leanlambda.layer.elf import is_elf, loaded_image
 from leanlambda.minify import empty_docstrings
 
 TEST_DIRS = frozenset({"tests"})  # anywhere, top level too: pyupbit ships a top-level `tests` package
@@ -58,14 +57,6 @@ KNOWN_TEST_ONLY = (
     "numpy/distutils",  # deprecated build tooling, not in numpy's __all__, gone for Python 3.12+
     "numpy/random/_examples",
 )
-ELF_MAGIC = b"\x7fELF"
-PT_LOAD = 1
-# (e_phoff, e_phentsize, e_phnum) header formats and the program header layout, per ELF class.
-_ELF_HEADER = {1: ("I", 28, 42), 2: ("Q", 32, 54)}
-_PHDR = {1: "IIIIIIII", 2: "IIQQQQQQ"}
-# ELF header bytes that only locate the section headers (e_shoff; e_shentsize, e_shnum, e_shstrndx):
-# strip rewrites them, the loader never reads them.
-_SECTION_HEADER_FIELDS = {1: ((0x20, 0x24), (0x2E, 0x34)), 2: ((0x28, 0x30), (0x3A, 0x40))}
 STRIP_ARGS = ("--strip-unneeded",)
 STRIP_TIMEOUT_S = 120
 
@@ -97,66 +88,6 @@ def _file_category(path: Path) -> str | None:
     if path.parent.name.endswith(".dist-info") and name in DIST_INFO_NOISE:
         return "install records"
     return None
-
-
-def _is_elf(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(4) == ELF_MAGIC
-
-
-def _program_headers(data: bytes) -> tuple[int, list[tuple[int, ...]]] | None:
-    """(ELF class, every program header as (type, offset, vaddr, filesz, memsz, align, flags)), or None."""
-    if len(data) < 64 or data[:4] != ELF_MAGIC or data[4] not in _ELF_HEADER or data[5] not in (1, 2):
-        return None
-    elf_class, order = data[4], "<" if data[5] == 1 else ">"
-    offset_format, offset_at, entsize_at = _ELF_HEADER[elf_class]
-    (phoff,) = struct.unpack_from(order + offset_format, data, offset_at)
-    phentsize, phnum = struct.unpack_from(order + "HH", data, entsize_at)
-    headers = []
-    for index in range(phnum):
-        start = phoff + index * phentsize
-        if start + struct.calcsize(order + _PHDR[elf_class]) > len(data):
-            return None
-        fields = struct.unpack_from(order + _PHDR[elf_class], data, start)
-        if elf_class == 2:
-            p_type, flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = fields
-        else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, flags, p_align = fields
-        headers.append((p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_align, flags))
-    return elf_class, headers
-
-
-def load_segments(path: Path) -> list[tuple[int, ...]] | None:
-    """(offset, vaddr, filesz, memsz, align) of each PT_LOAD segment, or None if not a readable ELF."""
-    parsed = _program_headers(path.read_bytes())
-    if parsed is None:
-        return None
-    return [header[1:6] for header in parsed[1] if header[0] == PT_LOAD]
-
-
-def loaded_image(path: Path) -> tuple[tuple[tuple[int, ...], ...], str] | None:
-    """What the dynamic loader reads of a shared library: its program headers and a digest of the bytes of
-    every PT_LOAD segment (section-header fields of the ELF header masked). None if not a readable ELF."""
-    data = path.read_bytes()
-    parsed = _program_headers(data)
-    if parsed is None:
-        return None
-    elf_class, headers = parsed
-    masked = bytearray(data[:64])
-    for start, end in _SECTION_HEADER_FIELDS[elf_class]:
-        masked[start:end] = bytes(end - start)
-    digest = hashlib.sha256()
-    for p_type, p_offset, _vaddr, p_filesz, *_rest in headers:
-        if p_type != PT_LOAD:
-            continue
-        if p_offset + p_filesz > len(data):
-            return None
-        segment = bytearray(data[p_offset:p_offset + p_filesz])
-        if p_offset < len(masked):  # the segment holds the ELF header (the first one usually does)
-            overlap = min(len(masked) - p_offset, len(segment))
-            segment[:overlap] = masked[p_offset:p_offset + overlap]
-        digest.update(segment)
-    return tuple(headers), digest.hexdigest()
 
 
 def strip_symbol_tables(path: Path, strip: str) -> int:
@@ -330,7 +261,7 @@ def slim(
             category = None if path in keep else _file_category(path)
             if category:
                 _remove(path, category, saved)
-            elif ".so" in name and _is_elf(path):
+            elif ".so" in name and is_elf(path):
                 shared_objects.append(path)
     if strip_docstrings:
         saved["docstrings"] += empty_docstrings_in(site, keep_docstrings)
