@@ -105,9 +105,7 @@ def loaded_image(path: Path) -> tuple[tuple[tuple[int, ...], ...], str] | None:
             overlap = min(len(masked) - header.offset, len(segment))
             segment[:overlap] = masked[header.offset : header.offset + overlap]
         digest.update(segment)
-    as_tuples = tuple(
-        (h.type, h.offset, h.vaddr, h.filesz, h.memsz, h.align, h.flags) for h in headers
-    )
+    as_tuples = tuple((h.type, h.offset, h.vaddr, h.filesz, h.memsz, h.align, h.flags) for h in headers)
     return as_tuples, digest.hexdigest()
 
 

@@ -98,8 +98,9 @@ def strip_symbol_tables(path: Path, strip: str) -> int:
         copy = Path(scratch) / path.name
         shutil.copy2(path, copy)
         try:
-            done = subprocess.run([strip, *STRIP_ARGS, str(copy)], capture_output=True,
-                                  timeout=STRIP_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                [strip, *STRIP_ARGS, str(copy)], capture_output=True, timeout=STRIP_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired:
             return 0
         after = copy.stat().st_size
@@ -114,8 +115,11 @@ def strip_symbol_tables(path: Path, strip: str) -> int:
 
 def _module_name(site: Path, path: Path) -> str:
     """Dotted module name of a .py file or package directory under site."""
-    parts = list(path.relative_to(site).with_suffix("").parts) if path.suffix == ".py" else list(
-        path.relative_to(site).parts)
+    parts = (
+        list(path.relative_to(site).with_suffix("").parts)
+        if path.suffix == ".py"
+        else list(path.relative_to(site).parts)
+    )
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -138,7 +142,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
                 base_parts = package.split(".") if package else []
                 if node.level - 1 > len(base_parts):
                     continue
-                base_parts = base_parts[:len(base_parts) - (node.level - 1)]
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
                 base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
@@ -156,8 +160,11 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
     by_name = {_module_name(site, directory): directory for directory in test_dirs}
     tokens = {name.rpartition(".")[2] for name in by_name}  # cheap text filter before parsing
     inside = tuple(str(directory) + os.sep for directory in test_dirs)
-    queue = [path for path in site.rglob("*.py")
-             if not str(path).startswith(inside) and path.name not in BUILD_ONLY_FILES]
+    queue = [
+        path
+        for path in site.rglob("*.py")
+        if not str(path).startswith(inside) and path.name not in BUILD_ONLY_FILES
+    ]
     keep: set[Path] = set()
     seen: set[Path] = set()
     while queue:
@@ -172,7 +179,7 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
             for test_name, directory in by_name.items():
                 if name != test_name and not name.startswith(test_name + "."):
                     continue
-                relative = name[len(test_name):].lstrip(".").split(".") if name != test_name else []
+                relative = name[len(test_name) :].lstrip(".").split(".") if name != test_name else []
                 current = directory
                 wanted = [current / "__init__.py"]
                 for part in relative:
