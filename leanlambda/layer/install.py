@@ -188,6 +188,11 @@ def build_pure_wheels(names: tuple[str, ...], requirements: Path, wheel_dir: Pat
                 f"could not build {line} from its sdist: "
                 f"{' | '.join(errors[:PIP_ERROR_LINES]) or done.returncode}"
             )
+    check_pure_wheels(wheel_dir)
+
+
+def check_pure_wheels(wheel_dir: Path) -> None:
+    """Refuse any wheel in wheel_dir that is not tagged for every platform (`none-any`)."""
     for wheel in sorted(wheel_dir.glob("*.whl")):
         if not wheel.name.endswith("-none-any.whl"):
             raise UsageError(

@@ -89,6 +89,8 @@ def read_requirements(path: Path) -> list[Line]:
                 f"{where}: URLs and paths are not accepted (name the package and its version): {line}"
             )
         accepted.append(Line(number, " ".join([specifier, *hashes]), requirement))
+    if not accepted:
+        raise UsageError(f"{path}: no requirements (the layer would be empty)")
     return accepted
 
 
