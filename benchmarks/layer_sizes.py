@@ -18,7 +18,8 @@ x86_64), so that only what `leanlambda layer` leaves out, slims and compiles dif
 
 Cold import: the median of IMPORT_RUNS fresh `python3.13 -I -S -B` processes that import every top-level
 module the proof imported (companions through their parent), each from a read-only copy of the layer with
-the runtime's SDK stand-in after it, as on Lambda's read-only /opt (leanlambda.layer.coldstart).
+the runtime's SDK stand-in after it, as on Lambda's read-only /opt (leanlambda.layer.coldstart). The
+three layers take turns run by run, so a change in this machine's load weighs on all three alike.
 
 Needs the package index (or pip's cache) and the runtime's Python.
 """
@@ -39,7 +40,7 @@ from leanlambda.interpreters import find_interpreter
 from leanlambda.layer import build_layer, load_settings
 from leanlambda.layer.builder import LOCK_FILE
 from leanlambda.layer.builder import mb as size_text
-from leanlambda.layer.coldstart import cold_import_seconds
+from leanlambda.layer.coldstart import cold_import_medians
 from leanlambda.layer.install import canonical
 from leanlambda.layer.target import Target
 from leanlambda.layer.verify import runtime_sdk_path
@@ -263,15 +264,17 @@ def main(argv: list[str] | None = None) -> int:
         modules = [name for name in verification.modules if name not in verification.companions]
         print(f"benchmark: timing cold imports of {', '.join(modules)} from each ...", file=sys.stderr)
         runtime, _ = runtime_sdk_path(settings.target, work / "runtime-fallback")
-        imports = {
-            "naive": cold_import_seconds(naive.site, python, modules, runtime, IMPORT_RUNS),
-            "default": cold_import_seconds(
-                work / "default" / "layer" / "python", python, modules, runtime, IMPORT_RUNS
-            ),
-            "plain": cold_import_seconds(
-                work / "plain" / "layer" / "python", python, modules, runtime, IMPORT_RUNS
-            ),
-        }
+        imports = cold_import_medians(
+            {
+                "naive": naive.site,
+                "default": work / "default" / "layer" / "python",
+                "plain": work / "plain" / "layer" / "python",
+            },
+            python,
+            modules,
+            runtime,
+            IMPORT_RUNS,
+        )
         table = markdown(
             naive, slim, work / "default" / "layer" / "python", settings.target, plain, imports, modules
         )

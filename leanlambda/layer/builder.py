@@ -26,7 +26,7 @@ from pathlib import Path
 
 from leanlambda.bytecode import LAYER_PYTHON_ROOT, compile_tree
 from leanlambda.errors import CheckFailed, UsageError
-from leanlambda.layer.coldstart import cold_import_seconds, compile_seconds, naive_layer
+from leanlambda.layer.coldstart import cold_import_medians, compile_seconds, naive_layer
 from leanlambda.layer.install import (
     Dist,
     build_pure_wheels,
@@ -288,8 +288,8 @@ def _measure_cold_start(result: LayerBuild, site: Path, dists: list[Dist], targe
     runtime, _ = runtime_sdk_path(target, scratch / "runtime-fallback")
     try:
         naive = naive_layer(_pins(dists), target, python, scratch / "naive" / SITE_DIR)
-        result.naive_cold_import_s = cold_import_seconds(naive, python, modules, runtime)
-        result.cold_import_s = cold_import_seconds(site, python, modules, runtime)
+        medians = cold_import_medians({"naive": naive, "layer": site}, python, modules, runtime)
+        result.naive_cold_import_s, result.cold_import_s = medians["naive"], medians["layer"]
         result.cold_import_note = (
             f"median of fresh `python{target.python_version} -I -S -B` processes, "
             f"read-only copies, importing {', '.join(modules)}"

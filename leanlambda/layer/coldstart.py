@@ -29,6 +29,7 @@ _IMPORT = (
 
 def read_only_copy(site: Path, destination: Path) -> Path:
     """Copy site to destination and make every file and folder read-only (as /opt is on Lambda)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(site, destination, symlinks=True)
     for root, dirs, files in os.walk(destination):
         for name in files:
@@ -52,30 +53,45 @@ def cold_import_seconds(
     site: Path, python: str, modules: list[str], runtime_sdk: Path | None = None, runs: int = COLD_IMPORT_RUNS
 ) -> float:
     """Median wall time of importing `modules` from a read-only copy of site, each run a fresh process."""
+    return cold_import_medians({"layer": site}, python, modules, runtime_sdk, runs)["layer"]
+
+
+def cold_import_medians(
+    sites: dict[str, Path],
+    python: str,
+    modules: list[str],
+    runtime_sdk: Path | None = None,
+    runs: int = COLD_IMPORT_RUNS,
+) -> dict[str, float]:
+    """Median cold import per layer; the layers take turns, run by run, so that a machine whose load
+    changes during the measurement weighs on all of them alike."""
     with tempfile.TemporaryDirectory(prefix="leanlambda-cold-") as scratch:
-        copy = read_only_copy(site, Path(scratch) / "python")
-        command = [
-            python,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            _IMPORT,
-            str(copy),
-            str(runtime_sdk or scratch),
-            ",".join(modules),
-        ]
-        samples = []
+        copies = {
+            label: read_only_copy(site, Path(scratch) / label / "python") for label, site in sites.items()
+        }
+        samples: dict[str, list[float]] = {label: [] for label in sites}
         try:
             for _ in range(runs):
-                started = time.perf_counter()
-                subprocess.run(
-                    command, check=True, capture_output=True, cwd=scratch, timeout=COLD_IMPORT_TIMEOUT_S
-                )
-                samples.append(time.perf_counter() - started)
+                for label, copy in copies.items():
+                    command = [
+                        python,
+                        "-I",
+                        "-S",
+                        "-B",
+                        "-c",
+                        _IMPORT,
+                        str(copy),
+                        str(runtime_sdk or scratch),
+                        ",".join(modules),
+                    ]
+                    started = time.perf_counter()
+                    subprocess.run(
+                        command, check=True, capture_output=True, cwd=scratch, timeout=COLD_IMPORT_TIMEOUT_S
+                    )
+                    samples[label].append(time.perf_counter() - started)
         finally:
             _make_writable(Path(scratch))
-    return statistics.median(samples)
+    return {label: statistics.median(values) for label, values in samples.items()}
 
 
 def naive_layer(pins: list[str], target: Target, python: str, destination: Path) -> Path:

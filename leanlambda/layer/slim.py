@@ -133,7 +133,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
     except (SyntaxError, ValueError):
         return set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

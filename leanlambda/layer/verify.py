@@ -281,6 +281,12 @@ def runtime_python(python: str, cwd: str) -> RuntimePython:
     )
 
 
+def _loaded_as(path: str) -> str:
+    """The name a library is needed by (its DT_SONAME: libstdc++.so.6 for libstdc++.so.6.0.30)."""
+    found = dynamic_names(Path(path)) if Path(path).is_file() else None
+    return found.soname if found and found.soname else Path(path).name
+
+
 def _foreign(libraries: list[str], site: Path, allowed: RuntimePython) -> list[str]:
     """The mapped shared objects that come from neither the layer, the runtime's Python nor the image:
     the ones something loaded directly, by the name it was asked for (libpq.so.5), with a count of what
@@ -291,7 +297,7 @@ def _foreign(libraries: list[str], site: Path, allowed: RuntimePython) -> list[s
         real = os.path.realpath(path)
         if real.startswith(layer) or path.startswith(layer) or real.startswith(allowed.prefix + os.sep):
             continue
-        if real in allowed.libraries or Path(path).name in RUNTIME_SYSTEM_LIBRARIES:
+        if real in allowed.libraries or _loaded_as(path) in RUNTIME_SYSTEM_LIBRARIES:
             continue
         outside.append(path)
     found = {path: dynamic_names(Path(path)) for path in sorted(set(outside)) if Path(path).is_file()}
