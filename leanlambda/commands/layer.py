@@ -43,7 +43,8 @@ layer.toml, all keys optional, in a [layer] table:
 
 exit status: 0 built and proved; 1 over a Lambda limit or the proof failed; 2 bad input (a refused
 requirement line, no such package, no wheel for the target); exit 3 built but not proved (another
-architecture, or no interpreter of the runtime's Python here), so CI can require proof."""
+architecture, or no interpreter of the runtime's Python here), so CI can require proof (--no-verify
+skips the proof on request and exits 0)."""
 
 
 def _megabytes(text: str) -> float:
