@@ -51,8 +51,8 @@ LAYER_TREE = "layer"
 SITE_DIR = "python"
 LOCK_FILE = "requirements.lock"
 STEPS = 6
-PIP_REPORT_MIN = (22, 2)
-SKIPPED = "verification skipped on request (--no-verify)"  # pip --report appeared in 22.2
+PIP_REPORT_MIN = (22, 2)  # pip --report appeared in 22.2
+SKIPPED = "verification skipped on request (--no-verify)"
 
 Progress = Callable[[str], None]
 

@@ -45,6 +45,7 @@ from leanlambda.limits import (
     RUNTIME_SYSTEM_LIBRARIES,
 )
 
+SKIPPED_REASON_PREFIX = "verification skipped"
 IMPORT_TIMEOUT_S = 120
 SDK_INSTALL_TIMEOUT_S = 600
 MAX_WORKERS = 8
@@ -106,7 +107,12 @@ class Verification:
             return "FAILED: " + "; ".join(self._problems())
         problems = self._problems()
         lead = f"built but not verified: {self.reason}"
-        return lead + (" (" + "; ".join(problems) + ")" if problems else "")
+        if problems:
+            return lead + " (" + "; ".join(problems) + ")"
+        checked = not self.reason.startswith(SKIPPED_REASON_PREFIX)
+        return lead + (
+            "; every shipped .so's DT_NEEDED is provided by the layer or Lambda's image" if checked else ""
+        )
 
     def _problems(self) -> list[str]:
         parts = []
