@@ -57,7 +57,7 @@ def _megabytes(text: str) -> float:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "layer",
         help="build, measure and prove a dependency layer",

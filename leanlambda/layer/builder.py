@@ -26,6 +26,7 @@ from pathlib import Path
 
 from leanlambda.bytecode import LAYER_PYTHON_ROOT, compile_tree
 from leanlambda.errors import CheckFailed, UsageError
+from leanlambda.interpreters import find_interpreter
 from leanlambda.layer.coldstart import cold_import_medians, compile_seconds, naive_layer
 from leanlambda.layer.install import (
     Dist,
@@ -41,8 +42,8 @@ from leanlambda.layer.install import (
 from leanlambda.layer.requirements import read_requirements, write_checked_copy
 from leanlambda.layer.settings import LayerSettings
 from leanlambda.layer.slim import slim
-from leanlambda.layer.target import host_arch
-from leanlambda.layer.verify import Verification, find_interpreter, runtime_sdk_path, verify_layer
+from leanlambda.layer.target import Target, host_arch
+from leanlambda.layer.verify import Verification, runtime_sdk_path, verify_layer
 from leanlambda.limits import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 from leanlambda.ziputil import write_deterministic_zip
 
@@ -278,7 +279,9 @@ def _bytecode_python(settings: LayerSettings) -> str | None:
     return python
 
 
-def _measure_cold_start(result: LayerBuild, site: Path, dists: list[Dist], target, scratch: Path) -> None:
+def _measure_cold_start(
+    result: LayerBuild, site: Path, dists: list[Dist], target: Target, scratch: Path
+) -> None:
     """Median cold import of the proved top-level modules, this layer and a naive one, read-only copies."""
     python = find_interpreter(target.python_version)
     verification = result.verification

@@ -73,7 +73,7 @@ class LayerSettings:
     allow_pure_sdist: tuple[str, ...] = ()
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, object]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

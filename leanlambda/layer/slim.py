@@ -67,7 +67,7 @@ def _tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _remove(path: Path, category: str, saved: Counter) -> None:
+def _remove(path: Path, category: str, saved: Counter[str]) -> None:
     saved[category] += _tree_size(path)
     if path.is_dir():
         shutil.rmtree(path)
@@ -193,7 +193,7 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
     return keep
 
 
-def _remove_test_dir(directory: Path, keep: set[Path], saved: Counter) -> None:
+def _remove_test_dir(directory: Path, keep: set[Path], saved: Counter[str]) -> None:
     """Remove a test package, except the files in `keep` that runtime modules import."""
     kept_here = {path for path in keep if directory in path.parents}
     if not kept_here:
@@ -235,7 +235,7 @@ def slim(
     keep_docstrings: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Slim the layer's python/ directory in place; return bytes saved per category."""
-    saved: Counter = Counter()
+    saved: Counter[str] = Counter()
     scripts = site / SCRIPTS_DIR
     if scripts.is_dir() and not (scripts / "__init__.py").exists():
         _remove(scripts, "console scripts", saved)
