@@ -42,8 +42,8 @@ from leanlambda.layer.builder import LOCK_FILE
 from leanlambda.layer.builder import mb as size_text
 from leanlambda.layer.coldstart import cold_import_medians
 from leanlambda.layer.install import canonical
+from leanlambda.layer.runtime_sdk import runtime_sdk_path
 from leanlambda.layer.target import Target
-from leanlambda.layer.verify import runtime_sdk_path
 from leanlambda.limits import MIB
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,10 +40,11 @@ from leanlambda.layer.install import (
     shadowing,
 )
 from leanlambda.layer.requirements import read_requirements, write_checked_copy
+from leanlambda.layer.runtime_sdk import runtime_sdk_path
 from leanlambda.layer.settings import LayerSettings
 from leanlambda.layer.slim import slim
 from leanlambda.layer.target import Target, host_arch
-from leanlambda.layer.verify import Verification, runtime_sdk_path, verify_layer
+from leanlambda.layer.verify import Verification, verify_layer
 from leanlambda.limits import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 from leanlambda.ziputil import write_deterministic_zip
 

@@ -25,55 +25,39 @@ pandas' compiled window code: each runs, the same way, in its own clean interpre
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanlambda.interpreters import find_interpreter
-from leanlambda.layer.elf import dynamic_names, is_elf
-from leanlambda.layer.target import Target, host_arch
-from leanlambda.limits import (
-    RUNTIME_PROVIDED_MODULES,
-    RUNTIME_SDK_VERSIONS,
-    RUNTIME_SYSTEM_LIBRARIES,
+from leanlambda.layer.isolation import (
+    ISOLATED_FLAGS,
+    MAPS_SUFFIX,
+    RuntimePython,
+    foreign_libraries,
+    mapped_libraries,
+    runtime_python,
+    unmet_needed,
 )
+from leanlambda.layer.runtime_sdk import runtime_sdk_path
+from leanlambda.layer.target import Target, host_arch
 
 SKIPPED_REASON_PREFIX = "verification skipped"
 IMPORT_TIMEOUT_S = 120
-SDK_INSTALL_TIMEOUT_S = 600
 MAX_WORKERS = 8
 NOT_MODULES = frozenset({"bin", "__pycache__"})
-SDK_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "leanlambda" / "runtime-sdk"
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning): \S")
-ISOLATED_FLAGS = ("-I", "-S", "-B")  # no env, no site, no user site, no bytecode written
-MAPS_MARKER = "--leanlambda-maps--"
+
 _PRELUDE = "import sys; sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]); "
-_MAPS = (
-    "; print(" + repr(MAPS_MARKER) + "); import json; "
-    "print(json.dumps(sorted({l.split(None, 5)[5].strip() for l in open('/proc/self/maps') "
-    "if len(l.split(None, 5)) == 6 and '.so' in l.rsplit('/', 1)[-1]})))"
-)
 _IMPORT_SCRIPT = (
-    _PRELUDE + "import importlib; [importlib.import_module(m) for m in sys.argv[1].split(',')]" + _MAPS
+    _PRELUDE + "import importlib; [importlib.import_module(m) for m in sys.argv[1].split(',')]" + MAPS_SUFFIX
 )
-_SMOKE_SCRIPT = _PRELUDE + "exec(compile(sys.argv[1], '<smoke>', 'exec'), {'__name__': '__main__'})" + _MAPS
-_BASELINE_SCRIPT = (
-    "import importlib, os, sys, sysconfig\n"
-    "folder = sysconfig.get_path('platstdlib') + '/lib-dynload'\n"
-    "for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:\n"
-    "    if name.startswith(('_test', '_tkinter', '_curses', 'xx', '_ctypes_test')): continue\n"
-    "    try: importlib.import_module(name.split('.')[0])\n"
-    "    except BaseException: pass\n"
-    "import ssl, ctypes, sqlite3, lzma, bz2, zlib, hashlib, decimal\n"
-    "print(sys.base_prefix)"
-    + _MAPS.replace("; print(", "\nprint(", 1).replace("; import json; ", "\nimport json\n", 1)
+_SMOKE_SCRIPT = (
+    _PRELUDE + "exec(compile(sys.argv[1], '<smoke>', 'exec'), {'__name__': '__main__'})" + MAPS_SUFFIX
 )
 
 
@@ -151,65 +135,6 @@ def top_level_modules(site: Path) -> list[str]:
     return sorted(names)
 
 
-def _local_sdk_path(scratch: Path) -> Path:
-    """Links to this environment's boto3 & co: the fallback stand-in when the pinned one cannot be had."""
-    import importlib.util
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    for module in RUNTIME_PROVIDED_MODULES:
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            continue
-        origin = Path(spec.origin)
-        source = origin.parent if spec.submodule_search_locations else origin
-        link = scratch / source.name
-        if not link.exists():
-            link.symlink_to(source, target_is_directory=source.is_dir())
-    return scratch
-
-
-def runtime_sdk_path(target: Target, scratch: Path) -> tuple[Path, str]:
-    """(directory, description) of the stand-in for the runtime's SDK: the pinned boto3/botocore for the
-    runtime, installed once into a cache; this environment's copies only if that install fails."""
-    pins = RUNTIME_SDK_VERSIONS.get(target.runtime)
-    if pins:
-        described = ", ".join(f"{name} {version}" for name, version in sorted(pins.items()))
-        folder = SDK_CACHE / (
-            f"{target.runtime}-{target.arch}-" + "-".join(f"{n}{v}" for n, v in sorted(pins.items()))
-        )
-        if (folder / ".complete").is_file():
-            return folder, f"the runtime's SDK stand-in ({described})"
-        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-compile",
-            "--target",
-            str(partial),
-            *target.pip_target_args(),
-            *(f"{name}=={version}" for name, version in sorted(pins.items())),
-        ]
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=SDK_INSTALL_TIMEOUT_S, check=False
-            )
-            if done.returncode == 0:
-                (partial / ".complete").write_text(described + "\n", encoding="utf-8")
-                if not folder.exists():
-                    partial.rename(folder)
-                return folder, f"the runtime's SDK stand-in ({described})"
-        except (subprocess.TimeoutExpired, OSError):
-            pass
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-    return _local_sdk_path(scratch), "this environment's boto3 (the pinned stand-in could not be installed)"
-
-
 @dataclass
 class _Run:
     error: str | None
@@ -227,20 +152,10 @@ def _run_clean(python: str, script: str, argument: str, site: Path, runtime: Pat
         )
     except subprocess.TimeoutExpired:
         return _Run(f"took longer than {IMPORT_TIMEOUT_S} s", [])
-    libraries = _mapped(done.stdout)
+    libraries = mapped_libraries(done.stdout)
     if done.returncode == 0:
         return _Run(None, libraries)
     return _Run(_error_summary(done.stderr) or f"exit code {done.returncode}", libraries)
-
-
-def _mapped(stdout: str) -> list[str]:
-    _, marker, after = stdout.rpartition(MAPS_MARKER + "\n")
-    if not marker:
-        return []
-    try:
-        return list(json.loads(after.strip().splitlines()[0]))
-    except (ValueError, IndexError):
-        return []
 
 
 def _error_summary(stderr: str) -> str:
@@ -252,92 +167,6 @@ def _error_summary(stderr: str) -> str:
     if len(raised) > 1 and raised[0] != raised[-1]:
         return f"{raised[-1]} (caused by {raised[0]})"
     return raised[-1]
-
-
-@dataclass(frozen=True)
-class RuntimePython:
-    """What the runtime's own Python is allowed to load: its install and what its stdlib maps."""
-
-    prefix: str
-    libraries: frozenset[str]  # real paths
-
-    @property
-    def names(self) -> frozenset[str]:
-        """The names other libraries need these by (their DT_SONAME, else the file name)."""
-        names = set()
-        for path in self.libraries:
-            found = dynamic_names(Path(path)) if Path(path).is_file() else None
-            names.add(found.soname if found and found.soname else Path(path).name)
-        return frozenset(names)
-
-
-def runtime_python(python: str, cwd: str) -> RuntimePython:
-    """Import every extension module of the interpreter's standard library and read what it maps."""
-    done = subprocess.run(
-        [python, *ISOLATED_FLAGS, "-c", _BASELINE_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=IMPORT_TIMEOUT_S,
-        cwd=cwd,
-        check=False,
-    )
-    prefix = done.stdout.splitlines()[0].strip() if done.stdout else str(Path(python).resolve().parent.parent)
-    return RuntimePython(
-        os.path.realpath(prefix), frozenset(os.path.realpath(p) for p in _mapped(done.stdout))
-    )
-
-
-def _loaded_as(path: str) -> str:
-    """The name a library is needed by (its DT_SONAME: libstdc++.so.6 for libstdc++.so.6.0.30)."""
-    found = dynamic_names(Path(path)) if Path(path).is_file() else None
-    return found.soname if found and found.soname else Path(path).name
-
-
-def _foreign(libraries: list[str], site: Path, allowed: RuntimePython) -> list[str]:
-    """The mapped shared objects that come from neither the layer, the runtime's Python nor the image:
-    the ones something loaded directly, by the name it was asked for (libpq.so.5), with a count of what
-    they pulled in with them."""
-    layer = str(site.resolve()) + os.sep
-    outside = []
-    for path in libraries:
-        real = os.path.realpath(path)
-        if real.startswith(layer) or path.startswith(layer) or real.startswith(allowed.prefix + os.sep):
-            continue
-        if real in allowed.libraries or _loaded_as(path) in RUNTIME_SYSTEM_LIBRARIES:
-            continue
-        outside.append(path)
-    found = {path: dynamic_names(Path(path)) for path in sorted(set(outside)) if Path(path).is_file()}
-    needed = {name for names in found.values() if names for name in names.needed}
-    named = {
-        path: (names.soname if names and names.soname else Path(path).name) for path, names in found.items()
-    }
-    roots = [path for path in found if named[path] not in needed] or list(found)
-    shown = [str(Path(path).parent / named[path]) for path in roots]
-    if len(found) > len(roots):
-        shown[-1] += f" (and {len(found) - len(roots)} libraries it needs)"
-    return shown
-
-
-def unmet_needed(
-    site: Path, python_version: str, runtime_names: frozenset[str] = frozenset()
-) -> dict[str, list[str]]:
-    """Each shipped shared object's DT_NEEDED names that neither the layer, the runtime's Python nor the
-    image provides (read from the files: works for any architecture)."""
-    shared = [
-        path
-        for path in sorted(site.rglob("*"))
-        if path.is_file() and ".so" in path.name and not path.is_symlink() and is_elf(path)
-    ]
-    names = {path.name for path in shared} | {path.name for path in site.rglob("*.so*") if path.is_symlink()}
-    dynamic = {path: dynamic_names(path) for path in shared}
-    names |= {found.soname for found in dynamic.values() if found and found.soname}
-    provided = names | RUNTIME_SYSTEM_LIBRARIES | runtime_names | {f"libpython{python_version}.so.1.0"}
-    unmet = {}
-    for path, found in dynamic.items():
-        missing = [name for name in (found.needed if found else ()) if name not in provided]
-        if missing:
-            unmet[path.relative_to(site).as_posix()] = missing
-    return unmet
 
 
 def verify_layer(
@@ -401,7 +230,7 @@ def verify_layer(
     }
     foreign = {}
     for label, result in zip([*modules, *(f"`{text}`" for text in statements)], runs, strict=True):
-        outside = _foreign(result.libraries, site, baseline)
+        outside = foreign_libraries(result.libraries, site, baseline)
         if outside:
             foreign[label] = outside
     failed = bool(failures or smoke_failures or foreign or unmet)
