@@ -75,8 +75,10 @@ RUNTIME_PROVIDED_MODULES = (*RUNTIME_SDK_DISTRIBUTIONS.values(), *RUNTIME_SDK_DE
 # found by printing boto3.__version__ from a function. So this table does not claim AWS's exact version:
 # it pins one release per runtime, chosen by a stated rule, so that every proof is reproducible and none
 # depends on the build machine's own boto3. Rule (applied 2026-12-02, newest release then 1.44.8): the
-# first release of the line two minor versions behind the newest (boto3 and botocore share version
-# numbers since 1.28). Replace a row with the version a real function prints when it matters.
+# first release on the package index of the line two minor versions behind the newest, for boto3 and
+# botocore alike (their version numbers match in these lines; botocore has no 1.42.0, so 1.42.1). The
+# same pair serves every runtime, since nothing published says they differ. Replace a row with the
+# version a real function prints when that matters.
 RUNTIME_SDK_VERSIONS = {
     "python3.12": {"boto3": "1.42.1", "botocore": "1.42.1"},
     "python3.13": {"boto3": "1.42.1", "botocore": "1.42.1"},
