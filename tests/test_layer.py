@@ -780,8 +780,13 @@ def test_explicit_pins_of_runtime_provided_packages_are_kept_with_a_note(tmp_pat
 @pytest.mark.parametrize(
     ("requirement", "expected", "not_expected"),
     [
-        ("docopt==0.6.2", f"no wheel for {HERE_RUNTIME} manylinux", "no such package"),
+        (
+            "docopt==0.6.2",
+            f"no wheel for {HERE_RUNTIME} manylinux x86_64 matching docopt==0.6.2 (only an sdist",
+            "no such package",
+        ),
         ("reqeusts-leanlambda-misspelled", "no such package: reqeusts-leanlambda-misspelled", "no wheel"),
+        ("requests==99.0", "no release of requests matches ==99.0", "no such package"),
     ],
 )
 def test_an_sdist_only_package_is_told_apart_from_a_misspelled_one(

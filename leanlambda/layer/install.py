@@ -35,6 +35,7 @@ PIP_TIMEOUT_S = 1800
 PIP_PROBE_TIMEOUT_S = 120
 PIP_ERROR_LINES = 3
 _NO_MATCH_RE = re.compile(r"No matching distribution found for (\S+)")
+_AVAILABLE_RE = re.compile(r"^Available versions: (.+)$", re.MULTILINE)
 _INDEX_VERSION_RE = re.compile(r"^(\S+) \((\S+)\)$", re.MULTILINE)
 
 
@@ -141,6 +142,21 @@ def _explain_no_match(requirement: str, target: Target, python: str) -> str:
     where = f"{target.runtime} manylinux {target.arch}"
     if found is None:
         return f"no such package: {name} (the package index has no project of that name; check the spelling)"
+    listed = _AVAILABLE_RE.search(done.stdout)
+    versions = [version.strip() for version in listed.group(1).split(",")] if listed else []
+    try:
+        specifier = Requirement(requirement).specifier
+    except InvalidRequirement:
+        specifier = None
+    if (
+        specifier
+        and versions
+        and not any(specifier.contains(version, prereleases=True) for version in versions)
+    ):
+        return (
+            f"no release of {name} matches {specifier} for {target.runtime} (newest on the index: "
+            f"{found.group(2)})"
+        )
     return (
         f"no wheel for {where} matching {requirement} (only an sdist, or wheels for other platforms; "
         f"newest on the index: {found.group(1)} {found.group(2)}); if it is pure Python, list it in "
