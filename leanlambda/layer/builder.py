@@ -27,7 +27,12 @@ from pathlib import Path
 from leanlambda.bytecode import LAYER_PYTHON_ROOT, compile_tree
 from leanlambda.errors import CheckFailed, UsageError
 from leanlambda.interpreters import find_interpreter
-from leanlambda.layer.coldstart import cold_import_medians, compile_seconds, naive_layer
+from leanlambda.layer.coldstart import (
+    COLD_IMPORT_RUNS,
+    cold_import_medians,
+    compile_seconds,
+    naive_layer,
+)
 from leanlambda.layer.install import (
     Dist,
     build_pure_wheels,
@@ -213,6 +218,8 @@ def build_layer(
                 f"[3/{STEPS}] compiling bytecode with Python {target.python_version} ({bytecode_python})"
             )
             compile_tree(site, target.python_version, LAYER_PYTHON_ROOT)
+        elif settings.bytecode is False:
+            progress(f"[3/{STEPS}] no bytecode (bytecode = false in layer.toml)")
         else:
             count, seconds = compile_seconds(site)
             progress(
@@ -295,7 +302,7 @@ def _measure_cold_start(
         medians = cold_import_medians({"naive": naive, "layer": site}, python, modules, runtime)
         result.naive_cold_import_s, result.cold_import_s = medians["naive"], medians["layer"]
         result.cold_import_note = (
-            f"median of fresh `python{target.python_version} -I -S -B` processes, "
+            f"median of {COLD_IMPORT_RUNS} fresh `python{target.python_version} -I -S -B` processes each, "
             f"read-only copies, importing {', '.join(modules)}"
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
