@@ -1,44 +1,48 @@
-"""Naive `pip install -t` vs `leanlambda layer` for the Makenaide core layer, side by side, in one run.
+"""Naive `pip install -t` vs `leanlambda layer` for the Makenaide core layer: size and cold import, one run.
 
     python benchmarks/layer_sizes.py [--layer-dir examples/makenaide-core-layer] [--markdown FILE]
 
-Both rows hold the same packages in the same versions, built for the same target, so that only what
-`leanlambda layer` leaves out and slims differs:
+All rows hold the same packages in the same versions, built for the same target (layer.toml: python3.13,
+x86_64), so that only what `leanlambda layer` leaves out, slims and compiles differs:
 
-- slim: `leanlambda layer LAYER_DIR` (python3.11, x86_64 from layer.toml), which resolves the requirements
-  for the runtime's platform tags and freezes the result in requirements.lock;
-- naive: that requirements.lock (including anything left out as runtime-provided) installed with
-  `pip install --target DIR --no-deps` and exactly the same target options (`--only-binary=:all:
-  --implementation cp --python-version 3.11` and every manylinux tag the builder offers pip), otherwise
-  pip's defaults (bytecode compiled, nothing excluded or slimmed), zipped with deflate at zip's default
-  level. The versions of the two trees are compared package by package; a mismatch aborts the run.
+- default: `leanlambda layer LAYER_DIR` as a user runs it: bytecode compiled by the runtime's exact
+  Python (found here), requirements resolved for the runtime's platform tags and frozen in
+  requirements.lock;
+- no bytecode: the same build with `bytecode = false`;
+- naive: that requirements.lock (including anything left out as runtime-provided) installed by the
+  runtime's Python with `pip install --target DIR --no-deps` and exactly the same target options
+  (`--only-binary=:all: --implementation cp --python-version 3.13` and every manylinux tag the builder
+  offers pip), otherwise pip's defaults (bytecode compiled, nothing excluded or slimmed), zipped with
+  deflate at zip's default level. The versions of the trees are compared package by package; a mismatch
+  aborts the run.
 
-A third row builds the same layer with `bytecode = true`, and every row shows how long `import pyupbit`
-(pandas, numpy, requests) takes from it: the median of IMPORT_RUNS fresh `python -I -S -B` processes on
-this machine, where nothing can write bytecode, as on Lambda's read-only /opt. Size and cold start pull
-against each other; the table shows by how much.
+Cold import: the median of IMPORT_RUNS fresh `python3.13 -I -S -B` processes that import every top-level
+module the proof imported (companions through their parent), each from a read-only copy of the layer with
+the runtime's SDK stand-in after it, as on Lambda's read-only /opt (leanlambda.layer.coldstart). The
+three layers take turns run by run, so a change in this machine's load weighs on all three alike.
 
-Both need the package index (or pip's cache).
+Needs the package index (or pip's cache) and the runtime's Python.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from leanlambda.interpreters import find_interpreter
 from leanlambda.layer import build_layer, load_settings
 from leanlambda.layer.builder import LOCK_FILE
 from leanlambda.layer.builder import mb as size_text
+from leanlambda.layer.coldstart import cold_import_medians
 from leanlambda.layer.install import canonical
+from leanlambda.layer.runtime_sdk import runtime_sdk_path
 from leanlambda.layer.target import Target
 from leanlambda.limits import MIB
 
@@ -49,21 +53,13 @@ WATCHED = ("numpy", "pandas")  # shown in the table's rows
 NAIVE_ZIP_LEVEL = 6  # zip(1)'s and zipfile's default; leanlambda writes level 9
 LEFT_OUT_PREFIX = "#   "  # how requirements.lock lists what was left out as runtime-provided
 IMPORT_RUNS = 7
-IMPORT_PROBE = "pyupbit"  # what the data collector imports: pandas, numpy, requests
 
 
-def import_seconds(site: Path, python_version: str) -> float:
-    """Median wall time of importing IMPORT_PROBE from ``site`` in fresh interpreters that cannot cache."""
-    from leanlambda.layer.verify import find_interpreter
-
-    python = find_interpreter(python_version) or sys.executable
-    code = f"import sys; sys.path[:0] = [sys.argv[1]]; import {IMPORT_PROBE}"
-    samples = []
-    for _ in range(IMPORT_RUNS):
-        started = time.perf_counter()
-        subprocess.run([python, "-I", "-S", "-B", "-c", code, str(site)], check=True, capture_output=True)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+def runtime_python(target: Target) -> str:
+    python = find_interpreter(target.python_version)
+    if python is None:
+        raise SystemExit(f"benchmark: needs Python {target.python_version} (the runtime's) on this machine")
+    return python
 
 
 @dataclass
@@ -125,14 +121,14 @@ def lock_pins(lock: Path) -> list[str]:
     return pins
 
 
-def naive_layer(lock: Path, target: Target, work: Path) -> Naive:
+def naive_layer(lock: Path, target: Target, work: Path, python: str) -> Naive:
     pins = lock_pins(lock)
     frozen = work / "naive-requirements.txt"
     frozen.write_text("\n".join(pins) + "\n", encoding="utf-8")
     site = work / "naive" / "python"
     subprocess.run(
         [
-            sys.executable,
+            python,
             "-m",
             "pip",
             "install",
@@ -172,56 +168,77 @@ def mb(size: int) -> str:
     return f"{size / MIB:.1f} MB"
 
 
-def markdown(naive: Naive, slim, slim_site: Path, target: Target, compiled, imports: dict[str, float]) -> str:
+def markdown(
+    naive: Naive, slim, slim_site: Path, target: Target, plain, imports: dict[str, float], modules: list[str]
+) -> str:
+    """slim: the default build (bytecode); plain: the same with bytecode = false."""
     held = same_versions(naive, slim)
     watched = ", ".join(f"{name} {held[name]}" for name in WATCHED if name in held)
-    ratio = slim.unzipped_bytes / naive.unzipped
-    zipped_ratio = slim.zipped_bytes / naive.zipped
     tags = target.platform_tags()
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def row(label: str, count: int, unzipped: int, zipped: int, seconds: float) -> str:
+        return (
+            f"| {label} | {count} | {mb(unzipped)} | {mb(zipped)} | {unzipped / naive.unzipped:.1%} "
+            f"| {zipped / naive.zipped:.1%} | {seconds:.2f} |"
+        )
+
     lines = [
-        f"| Makenaide core layer, {target.runtime} {target.arch}; {watched} in both | packages | unzipped "
-        f"| zipped (deflate) | unzipped vs naive | zipped vs naive | `import {IMPORT_PROBE}`, s |",
+        f"| Makenaide core layer, {target.runtime} {target.arch}; {watched} in all | packages | unzipped "
+        "| zipped (deflate) | unzipped vs naive | zipped vs naive | cold import, s |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| naive `pip install -t --no-deps` of the same `requirements.lock`, same tags | {len(held)} "
-        f"| {mb(naive.unzipped)} | {mb(naive.zipped)} | 100% | 100% | {imports['naive']:.2f} |",
-        f"| `leanlambda layer` | {len(slim.packages)} | {mb(slim.unzipped_bytes)} | {mb(slim.zipped_bytes)} "
-        f"| {ratio:.1%} | {zipped_ratio:.1%} | {imports['slim']:.2f} |",
-        f"| `leanlambda layer` with `bytecode = true` | {len(compiled.packages)} "
-        f"| {mb(compiled.unzipped_bytes)} | {mb(compiled.zipped_bytes)} "
-        f"| {compiled.unzipped_bytes / naive.unzipped:.1%} | {compiled.zipped_bytes / naive.zipped:.1%} "
-        f"| {imports['compiled']:.2f} |",
+        row(
+            "naive `pip install -t --no-deps` of the same `requirements.lock`, same tags",
+            len(held),
+            naive.unzipped,
+            naive.zipped,
+            imports["naive"],
+        ),
+        row(
+            f"`leanlambda layer` (default: bytecode {'yes' if slim.bytecode else 'no'})",
+            len(slim.packages),
+            slim.unzipped_bytes,
+            slim.zipped_bytes,
+            imports["default"],
+        ),
+        row(
+            "`leanlambda layer` with `bytecode = false`",
+            len(plain.packages),
+            plain.unzipped_bytes,
+            plain.zipped_bytes,
+            imports["plain"],
+        ),
         "",
-        f"`import {IMPORT_PROBE}`: median of {IMPORT_RUNS} fresh `python{target.python_version} -I -S -B` "
-        "processes on this machine, with only that layer on the path; nothing can write bytecode, as on "
-        "Lambda's read-only /opt, so a layer without bytecode is compiled again at every cold start.",
+        f"Cold import: median of {IMPORT_RUNS} fresh `python{target.python_version} -I -S -B` processes "
+        f"(Python {target.python_version} is the runtime's), each importing the layer's top-level modules "
+        f"({', '.join(modules)}) from a read-only copy of that layer with the runtime's SDK stand-in after "
+        "it; nothing can write bytecode, as on Lambda's read-only /opt, so a layer without bytecode is "
+        "compiled again at every cold start.",
         "",
-        f"Same resolved versions in both rows: the naive row installs the slim build's `{LOCK_FILE}` "
+        f"Same resolved versions in every row: the naive row installs the default build's `{LOCK_FILE}` "
         f"({', '.join(naive.pins)}) with `--no-deps` and the same target options as the builder "
         f"(`--only-binary=:all: --implementation cp --python-version {target.python_version}` and "
         f"`--platform` {tags[0]} ... {tags[-1]}, {len(tags)} tags); the versions were compared "
-        "package by package. Only exclusion and slimming differ.",
+        "package by package.",
         "",
-        f"The naive row keeps pip's defaults: bytecode compiled by Python {python} "
+        f"The naive row keeps pip's defaults: bytecode compiled by pip under Python {target.python_version} "
         f"({mb(naive.bytecode)} of its {mb(naive.unzipped)}), zip at deflate level {NAIVE_ZIP_LEVEL} "
-        "(`leanlambda layer` writes level 9). Half of the naive size would be "
-        f"{mb(naive.unzipped // 2)} unzipped.",
+        "(`leanlambda layer` writes level 9).",
         "",
         f"Lambda limits: 250 MB unzipped (function + all layers), 50 MB zipped for direct upload. "
-        f"Proof of the slim layer: {slim.verification.summary()}.",
+        f"Proof of the default layer: {slim.verification.summary()}.",
         "",
         "Left out and slimmed: "
         + (", ".join(slim.left_out) + " (runtime-provided); " if slim.left_out else "")
         + ", ".join(f"{name} {size_text(size)}" for name, size in slim.slimmed_bytes.items())
         + ".",
         "",
-        "| largest top-level entries | naive | slim |",
+        "| largest top-level entries | naive | default |",
         "|---|---:|---:|",
     ]
     naive_sizes, slim_sizes = by_top_level(naive.site), by_top_level(slim_site)
     for name, size in naive_sizes.most_common(LARGEST_SHOWN):
         lines.append(f"| `{name}` | {mb(size)} | {mb(slim_sizes.get(name, 0))} |")
-    lines += ["", "| by kind | naive | slim |", "|---|---:|---:|"]
+    lines += ["", "| by kind | naive | default |", "|---|---:|---:|"]
     naive_kinds, slim_kinds = by_kind(naive.site), by_kind(slim_site)
     for kind, size in naive_kinds.most_common():
         lines.append(f"| {kind} | {mb(size)} | {mb(slim_kinds.get(kind, 0))} |")
@@ -234,22 +251,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the Markdown table here")
     args = parser.parse_args(argv)
     settings = load_settings(args.layer_dir)
+    python = runtime_python(settings.target)
     with tempfile.TemporaryDirectory(prefix="leanlambda-bench-") as scratch:
         work = Path(scratch)
-        print("benchmark: leanlambda layer ...", file=sys.stderr)
-        slim = build_layer(replace(settings, bytecode=False), out_dir=work / "slim")
-        print("benchmark: leanlambda layer with bytecode ...", file=sys.stderr)
-        compiled = build_layer(replace(settings, bytecode=True), out_dir=work / "compiled")
+        print("benchmark: leanlambda layer (default) ...", file=sys.stderr)
+        slim = build_layer(settings, out_dir=work / "default", measure=False)
+        print("benchmark: leanlambda layer with bytecode = false ...", file=sys.stderr)
+        plain = build_layer(replace(settings, bytecode=False), out_dir=work / "plain", measure=False)
         print("benchmark: naive pip install -t of the same requirements.lock ...", file=sys.stderr)
-        naive = naive_layer(work / "slim" / "layer" / LOCK_FILE, settings.target, work)
-        print(f"benchmark: timing import {IMPORT_PROBE} from each ...", file=sys.stderr)
-        version = settings.target.python_version
-        imports = {
-            "naive": import_seconds(naive.site, version),
-            "slim": import_seconds(work / "slim" / "layer" / "python", version),
-            "compiled": import_seconds(work / "compiled" / "layer" / "python", version),
-        }
-        table = markdown(naive, slim, work / "slim" / "layer" / "python", settings.target, compiled, imports)
+        naive = naive_layer(work / "default" / "layer" / LOCK_FILE, settings.target, work, python)
+        verification = slim.verification
+        modules = [name for name in verification.modules if name not in verification.companions]
+        print(f"benchmark: timing cold imports of {', '.join(modules)} from each ...", file=sys.stderr)
+        runtime, _ = runtime_sdk_path(settings.target, work / "runtime-fallback")
+        imports = cold_import_medians(
+            {
+                "naive": naive.site,
+                "default": work / "default" / "layer" / "python",
+                "plain": work / "plain" / "layer" / "python",
+            },
+            python,
+            modules,
+            runtime,
+            IMPORT_RUNS,
+        )
+        table = markdown(
+            naive, slim, work / "default" / "layer" / "python", settings.target, plain, imports, modules
+        )
     print(table, end="")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

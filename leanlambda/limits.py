@@ -68,3 +68,43 @@ RUNTIME_SDK_DISTRIBUTIONS = {
 }
 RUNTIME_SDK_DEPENDENCIES = {"python-dateutil": "dateutil", "six": "six", "urllib3": "urllib3"}
 RUNTIME_PROVIDED_MODULES = (*RUNTIME_SDK_DISTRIBUTIONS.values(), *RUNTIME_SDK_DEPENDENCIES.values())
+
+
+# The boto3/botocore a runtime carries in /var/runtime: the stand-in for the runtime's SDK when a layer is
+# proved. AWS does not publish these versions: the Lambda developer guide ("Runtime-included SDK
+# versions") says the version depends on the runtime and the Region, changes with runtime updates, and is
+# found by printing boto3.__version__ from a function. So this table does not claim AWS's exact version:
+# it pins one release per runtime, chosen by a stated rule, so that every proof is reproducible and none
+# depends on the build machine's own boto3. Rule (applied 2026-12-02, newest release then 1.44.8): the
+# first release on the package index of the line two minor versions behind the newest, for boto3 and
+# botocore alike (their version numbers match in these lines; botocore has no 1.42.0, so 1.42.1). The
+# same pair serves every runtime, since nothing published says they differ. Replace a row with the
+# version a real function prints when that matters.
+RUNTIME_SDK_VERSIONS = {
+    "python3.12": {"boto3": "1.42.1", "botocore": "1.42.1"},
+    "python3.13": {"boto3": "1.42.1", "botocore": "1.42.1"},
+    "python3.14": {"boto3": "1.42.1", "botocore": "1.42.1"},
+}
+
+# System libraries a shared object in a layer may load from Lambda's image: the manylinux policy's
+# allow-list (PEP 599/600, auditwheel's policy; the graphics libraries left out, Lambda's image has none)
+# plus the dynamic loader itself. Anything else must come with the layer or with the runtime's Python.
+RUNTIME_SYSTEM_LIBRARIES = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libutil.so.1",
+        "libresolv.so.2",
+        "libnsl.so.1",
+        "libcrypt.so.1",
+        "libgcc_s.so.1",
+        "libstdc++.so.6",
+        "libz.so.1",
+        "ld-linux-x86-64.so.2",
+        "ld-linux-aarch64.so.1",
+        "linux-vdso.so.1",
+    }
+)

@@ -21,17 +21,21 @@ import pytest
 from leanlambda.commands import layer as layer_command
 from leanlambda.errors import CheckFailed, UsageError
 from leanlambda.layer import Limits, Target, build_layer, check_build, load_settings, verify_layer
-from leanlambda.layer.builder import REPORT_FILE
-from leanlambda.layer.install import Dist, runtime_provided_to_drop
-from leanlambda.layer.slim import load_segments, loaded_image, slim, strip_symbol_tables
+from leanlambda.layer.builder import REPORT_FILE, NotProved, report_lines
+from leanlambda.layer.elf import load_segments, loaded_image
+from leanlambda.layer.install import Dist, check_pure_wheels, runtime_provided_to_drop
+from leanlambda.layer.slim import slim, strip_symbol_tables
 from leanlambda.layer.target import host_arch
 from leanlambda.layer.verify import find_interpreter
+from leanlambda.limits import DEFAULT_RUNTIME, python_of
 from leanlambda.ziputil import write_deterministic_zip
 
 REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
 TINY_LIMIT_MB = "0.01"
-HERE = f"{sys.version_info.major}.{sys.version_info.minor}"  # build for this Python, so the proof can run
-HERE_RUNTIME = f"python{HERE}"
+HERE_RUNTIME = DEFAULT_RUNTIME  # the runtime's exact Python is on this machine (pyenv), so the proof runs
+HERE = python_of(HERE_RUNTIME)
+HOST_LIBPQ = Path("/usr/lib/x86_64-linux-gnu/libpq.so.5")  # Debian's libpq5, present on the build machine
+pytestmark = pytest.mark.skipif(find_interpreter(HERE) is None, reason=f"needs Python {HERE} (the runtime's)")
 SMOKE = (
     "import simplejson; assert simplejson.loads('[1, 2]') == [1, 2]",
     "import attr; assert attr.__version__",
@@ -118,13 +122,20 @@ def test_drop_rule_keeps_shared_dependencies():
         Dist("urllib3", "2.0"),
         Dist("tool", "1.0", ["urllib3; python_version < '3.8'", "six; extra == 'old'"], requested=True),
     ]
-    assert runtime_provided_to_drop(dists, target) == {"boto3", "botocore", "jmespath", "urllib3"}
+    # boto3 is named in the requirements: kept (it shadows the runtime's); what only it needs is left out
+    assert runtime_provided_to_drop(dists, target) == {"botocore", "jmespath", "urllib3"}
 
 
-def test_keep_runtime_provided_keeps_boto3_too():
+def test_explicit_pins_of_runtime_packages_are_kept_transitive_ones_are_not():
     target = Target.parse("python3.11", "x86_64")
-    dists = [Dist("boto3", "1.0", ["botocore"], requested=True), Dist("botocore", "1.0")]
-    assert runtime_provided_to_drop(dists, target) == {"boto3", "botocore"}
+    dists = [
+        Dist("boto3", "1.40.0", ["botocore"], requested=True),
+        Dist("botocore", "1.40.0", ["urllib3"]),
+        Dist("urllib3", "2.2", requested=True),
+        Dist("python-dateutil", "2.9", ["six"], requested=True),
+        Dist("six", "1.17"),
+    ]
+    assert runtime_provided_to_drop(dists, target) == {"botocore"}
 
 
 # --- slimming ----------------------------------------------------------------------------------------------
@@ -134,11 +145,11 @@ def test_built_layer_is_slim(built):
     result, _ = built
     site = site_of(result)
     leftovers = [
-        p
-        for p in site.rglob("*")
-        if p.name in ("tests", "__pycache__", "RECORD") or p.suffix in (".pyi", ".pyc", ".c", ".pyx")
+        p for p in site.rglob("*") if p.name in ("tests", "RECORD") or p.suffix in (".pyi", ".c", ".pyx")
     ]
     assert leftovers == []
+    tag = f"cpython-{HERE.replace('.', '')}"
+    assert all(p.parent.name == "__pycache__" and f".{tag}." in p.name for p in site.rglob("*.pyc"))
     assert not (site / "bin").exists()
     assert result.slimmed_bytes.get("test suites", 0) > 0  # simplejson/tests
     assert result.slimmed_bytes.get("type stubs", 0) > 0  # attr/*.pyi
@@ -429,7 +440,12 @@ def test_find_interpreter_checks_the_version():
         ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nrutime = 'x'\n"}, "unknown key"),
         ({"requirements.txt": "attrs\n", "layer.toml": "[layer\n"}, "not valid TOML"),
         ({"requirements.txt": "attrs\n", "layer.toml": "[layer]\nruntime = 'py2'\n"}, "unsupported runtime"),
-        ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, "pip could not install"),
+        ({"requirements.txt": "no-such-package-for-leanlambda-tests==0.0.1\n"}, "no such package"),
+        ({"requirements.txt": "# only a comment\n"}, "no requirements"),
+        (
+            {"requirements.txt": "attrs\n", "layer.toml": "[layer]\nallow_pure_sdist = 'x'\n"},
+            "allow_pure_sdist",
+        ),
     ],
 )
 def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path, capsys, files, message):
@@ -457,10 +473,17 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path, capsys):
     assert (precious / "keep.txt").read_text() == "mine"
 
 
-def test_help_describes_the_command(capsys):
+def test_help_documents_every_layer_toml_key_and_exit_status(capsys):
+    from leanlambda.layer.settings import KNOWN_KEYS
+
     with pytest.raises(SystemExit):
         run_cli(["layer", "--help"], capsys)
-    assert "runtime provides" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "runtime provides" in text
+    assert all(f"{key} =" in text for key in KNOWN_KEYS), sorted(
+        k for k in KNOWN_KEYS if f"{k} =" not in text
+    )
+    assert "exit 3" in text
 
 
 # --- the deterministic zip -------------------------------------------------------------------------------
@@ -497,9 +520,10 @@ def test_example_settings():
     settings = load_settings(EXAMPLE)
     assert (settings.name, settings.target.runtime, settings.target.arch) == (
         "makenaide-core-layer",
-        "python3.11",
+        DEFAULT_RUNTIME,
         "x86_64",
     )
+    assert settings.bytecode is None  # the default: bytecode whenever the runtime's Python is here
     lines = settings.requirements.read_text().splitlines()
     names = {line.split(">")[0].split("=")[0].strip() for line in lines if line and not line.startswith("#")}
     assert names == {"psycopg2-binary", "requests", "pyupbit"}
@@ -549,7 +573,7 @@ def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
     resources = transform(parsed, {}, NoManagedPolicies())["Resources"]
     (version,) = [res for res in resources.values() if res["Type"] == "AWS::Lambda::LayerVersion"]
     assert version["DeletionPolicy"] == "Retain"
-    assert version["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    assert version["Properties"]["CompatibleRuntimes"] == [load_settings(EXAMPLE).target.runtime]
     assert version["Properties"]["CompatibleArchitectures"] == ["x86_64"]
 
 
@@ -602,3 +626,244 @@ def test_bytecode_is_compiled_for_the_runtime_reproducibly_and_used(tmp_path):
         text=True,
     )
     assert result.stdout.strip() == "42", result.stderr
+
+
+# --- requirements are specifiers, never pip options (the attack: a line that overrides --only-binary) ---
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--no-binary simplejson\nsimplejson\n", "pip option --no-binary is not accepted"),
+        ("simplejson --no-binary simplejson\n", "only --hash may follow a requirement"),
+        ("--no-index\nattrs\n", "pip option --no-index"),
+        ("--find-links /tmp\nattrs\n", "pip option --find-links"),
+        ("--index-url http://127.0.0.1:9/simple\nattrs\n", "pip option --index-url"),
+        ("-e ./evil\n", "pip option -e"),
+        ("-r other.txt\n", "pip option -r"),
+        ("-c constraints.txt\n", "pip option -c"),
+        ("./evil\n", "URLs and paths are not accepted"),
+        ("evil.tar.gz\n", "URLs and paths are not accepted"),
+        ("evil @ file:///tmp/evil\n", "URLs and paths are not accepted"),
+        ("https://127.0.0.1:9/evil-1.0.tar.gz\n", "URLs and paths are not accepted"),
+    ],
+)
+def test_requirement_lines_that_are_not_specifiers_are_refused_before_pip_runs(
+    tmp_path, capsys, line, message
+):
+    source = tmp_path / "layer"
+    source.mkdir()
+    evil = source / "evil"  # a local project whose setup.py would write a file when pip builds it
+    evil.mkdir()
+    marker = tmp_path / "setup-py-ran"
+    (evil / "setup.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nfrom setuptools import setup\nsetup()\n"
+    )
+    (source / "requirements.txt").write_text(line)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["layer", str(source), "--out", str(out)], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and message in last and "requirements.txt:1" in last
+    assert not out.exists() and not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]  # nothing built, no scratch left
+
+
+def test_hashes_markers_and_extras_are_accepted(tmp_path):
+    from leanlambda.layer.requirements import read_requirements
+
+    path = tmp_path / "requirements.txt"
+    path.write_text(
+        "# pinned\nattrs==23.2.0 \\\n"
+        "    --hash=sha256:99b87a485a5820b23b879f04c2305b44b951b502fd64be915879d77a7e8fc6f1\n"
+        "requests[socks]>=2.31 ; python_version >= '3.12'  # a marker\n"
+    )
+    lines = read_requirements(path)
+    assert [line.requirement.name for line in lines] == ["attrs", "requests"]
+    assert "--hash=sha256:" in lines[0].text
+
+
+# --- the proof isolates: nothing from the build machine ----------------------------------------------------
+
+
+def _psycopg_layer(tmp_path, requirement: str):
+    source = tmp_path / "pg-layer"
+    source.mkdir()
+    (source / "requirements.txt").write_text(requirement + "\n")
+    (source / "layer.toml").write_text(f'[layer]\nruntime = "{HERE_RUNTIME}"\n')
+    messages: list[str] = []
+    result = build_layer(
+        load_settings(source), out_dir=tmp_path / "out", progress=messages.append, measure=False
+    )
+    return result, messages
+
+
+@pytest.mark.skipif(not HOST_LIBPQ.exists() or host_arch() != "x86_64", reason="needs the host's libpq5")
+def test_psycopg_without_binary_fails_the_proof_naming_the_host_libpq(tmp_path):
+    """psycopg 3 without [binary] imports here through this machine's libpq; Lambda has none."""
+    result, _ = _psycopg_layer(tmp_path, "psycopg>=3")
+    verification = result.verification
+    assert verification.status == "failed"
+    assert verification.failures == {}  # the import itself succeeds here: that is the trap
+    assert str(HOST_LIBPQ) in " ".join(verification.foreign_libraries["psycopg"])
+    assert str(HOST_LIBPQ) in verification.summary()
+    with pytest.raises(CheckFailed, match=r"libpq\.so\.5"):
+        check_build(result)
+
+
+def test_psycopg_binary_is_proved_through_its_parent(tmp_path):
+    result, _ = _psycopg_layer(tmp_path, "psycopg[binary]>=3")
+    verification = result.verification
+    assert verification.status == "verified", verification.summary()
+    assert verification.companions == {"psycopg_binary": "psycopg"}
+    assert verification.foreign_libraries == {} and verification.unmet_needed == {}
+    check_build(result)
+
+
+def test_a_shipped_library_needing_a_host_library_fails_even_for_another_architecture(built, tmp_path):
+    """DT_NEEDED is read from the files: an arm64 layer is checked without running it."""
+    result, _ = built
+    if not HOST_LIBPQ.exists():
+        pytest.skip("needs a host library that needs libraries Lambda lacks")
+    site = tmp_path / "python"
+    shutil.copytree(site_of(result), site)
+    shutil.copy(HOST_LIBPQ.resolve(), site / "libpq.so.5")  # what a source build would have linked
+    foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
+    verification = verify_layer(site, Target.parse(HERE_RUNTIME, foreign))
+    assert verification.status == "failed"
+    assert "libldap-2.5.so.0" in verification.unmet_needed["libpq.so.5"]
+    assert "libpq.so.5 needs" in verification.summary()
+
+
+def test_the_runtime_sdk_stand_in_is_the_pinned_version(built):
+    from leanlambda.limits import RUNTIME_SDK_VERSIONS
+
+    result, _ = built
+    pinned = RUNTIME_SDK_VERSIONS[HERE_RUNTIME]
+    assert f"boto3 {pinned['boto3']}, botocore {pinned['botocore']}" in result.verification.runtime_sdk
+    statement = (
+        f"import botocore; assert botocore.__version__ == {pinned['botocore']!r}, botocore.__version__"
+    )
+    verification = verify_layer(
+        site_of(result),
+        Target.parse(HERE_RUNTIME, host_arch()),
+        skip=tuple(result.verification.modules),
+        smoke=(statement,),
+    )
+    assert verification.status == "verified", verification.summary()
+
+
+# --- explicit beats implicit ------------------------------------------------------------------------------
+
+
+def test_explicit_pins_of_runtime_provided_packages_are_kept_with_a_note(tmp_path):
+    source = tmp_path / "pins"
+    source.mkdir()
+    (source / "requirements.txt").write_text("boto3==1.40.0\nurllib3>=2.2\npython-dateutil>=2.9\n")
+    (source / "layer.toml").write_text(f'[layer]\nruntime = "{HERE_RUNTIME}"\n')
+    messages: list[str] = []
+    result = build_layer(
+        load_settings(source), out_dir=tmp_path / "out", progress=messages.append, measure=False
+    )
+    kept = {pin.split("==")[0]: pin.split("==")[1] for pin in result.packages}
+    assert kept["boto3"] == "1.40.0" and {"urllib3", "python-dateutil"} <= set(kept)
+    assert "botocore" in {pin.split("==")[0] for pin in result.left_out}  # only boto3 needs it
+    assert any("boto3==1.40.0 is named in the requirements" in m and "shadows" in m for m in messages)
+    lock = (Path(result.out_dir) / "layer" / "requirements.lock").read_text()
+    assert "boto3==1.40.0\n" in lock and "#   boto3" not in lock
+    assert any(line.startswith("shadows    boto3==1.40.0") for line in report_lines(result))
+    assert result.verification.status == "verified", result.verification.summary()
+
+
+# --- clear failures ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requirement", "expected", "not_expected"),
+    [
+        (
+            "docopt==0.6.2",
+            f"no wheel for {HERE_RUNTIME} manylinux x86_64 matching docopt==0.6.2 (only an sdist",
+            "no such package",
+        ),
+        ("reqeusts-leanlambda-misspelled", "no such package: reqeusts-leanlambda-misspelled", "no wheel"),
+        ("requests==99.0", "no release of requests matches ==99.0", "no such package"),
+    ],
+)
+def test_an_sdist_only_package_is_told_apart_from_a_misspelled_one(
+    tmp_path, capsys, requirement, expected, not_expected
+):
+    source = tmp_path / "layer"
+    source.mkdir()
+    (source / "requirements.txt").write_text(requirement + "\n")
+    (source / "layer.toml").write_text(f'[layer]\nruntime = "{HERE_RUNTIME}"\n')
+    code, _, err = run_cli(["layer", str(source), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and expected in err and not_expected not in err
+    assert len(err.strip().splitlines()) == 1 or err.strip().splitlines()[-1].startswith("leanlambda layer: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_allow_pure_sdist_builds_a_pure_sdist_into_the_layer(tmp_path):
+    source = tmp_path / "sdist"
+    source.mkdir()
+    (source / "requirements.txt").write_text("docopt==0.6.2\n")
+    (source / "layer.toml").write_text(
+        f'[layer]\nruntime = "{HERE_RUNTIME}"\nallow_pure_sdist = ["docopt"]\n'
+    )
+    result = build_layer(
+        load_settings(source), out_dir=tmp_path / "out", progress=lambda _: None, measure=False
+    )
+    assert result.packages == ["docopt==0.6.2"]
+    assert result.verification.status == "verified", result.verification.summary()
+
+
+def test_a_wheel_built_for_this_machine_is_refused_by_allow_pure_sdist(tmp_path):
+    (tmp_path / "pure-1.0-py3-none-any.whl").write_bytes(b"")
+    check_pure_wheels(tmp_path)
+    (
+        tmp_path / f"native-1.0-cp{HERE.replace('.', '')}-cp{HERE.replace('.', '')}-linux_x86_64.whl"
+    ).write_bytes(b"")
+    with pytest.raises(UsageError, match=r"native-1\.0-.* is not pure Python"):
+        check_pure_wheels(tmp_path)
+
+
+def test_a_layer_that_could_not_be_proved_exits_3(built, tmp_path, capsys, layer_source):
+    foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
+    out = tmp_path / "foreign"
+    code, _, err = run_cli(["layer", str(layer_source), "--arch", foreign, "--out", str(out)], capsys)
+    assert code == NotProved.exit_code == 3
+    assert "built but not verified" in err and f"{foreign} layer on a" in err
+    assert (out / "small.zip").is_file()  # the layer is built, only not proved
+
+
+# --- cold start first --------------------------------------------------------------------------------------
+
+
+def test_the_default_layer_ships_bytecode_and_reports_its_cold_import_next_to_naive(built):
+    result, _ = built
+    assert result.bytecode is True
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert any(name.endswith(f".cpython-{HERE.replace('.', '')}.pyc") for name in archive.namelist())
+    assert result.cold_import_s is not None and result.naive_cold_import_s is not None  # measured
+    lines = report_lines(result)
+    assert "bytecode   yes" in lines
+    (cold,) = [line for line in lines if line.startswith("cold start")]
+    assert f"{result.cold_import_s:.2f} s, naive `pip install -t` {result.naive_cold_import_s:.2f} s" in cold
+    assert "read-only" in cold
+
+
+def test_without_the_runtime_python_the_layer_has_no_bytecode_and_says_what_it_costs(
+    layer_source, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("leanlambda.layer.builder.find_interpreter", lambda version: None)
+    messages: list[str] = []
+    result = build_layer(
+        load_settings(layer_source),
+        out_dir=tmp_path / "out",
+        progress=messages.append,
+        verify=False,
+        measure=False,
+    )
+    assert result.bytecode is False and not list(site_of(result).rglob("*.pyc"))
+    (note,) = [message for message in messages if message.startswith("note: no bytecode")]
+    assert "compile in" in note and f"pyenv install {HERE}" in note
+    assert "bytecode   no" in report_lines(result)

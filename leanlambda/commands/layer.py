@@ -8,18 +8,43 @@ from pathlib import Path
 from leanlambda.errors import UsageError
 from leanlambda.layer import Limits, build_layer, check_build, load_settings, report_lines
 from leanlambda.layer.target import ARCH_MACHINE, RUNTIME_GLIBC
-from leanlambda.limits import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
+from leanlambda.limits import DEFAULT_RUNTIME, MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 
 DESCRIPTION = """\
 Build a Lambda layer from LAYER_DIR/requirements.txt (defaults in LAYER_DIR/layer.toml).
 Installs the full dependency closure from manylinux wheels for the target runtime and architecture
-(never the build machine's platform), leaves out what the Lambda runtime provides (boto3, botocore,
-s3transfer, jmespath; python-dateutil, six and urllib3 only when nothing in the layer needs them),
-removes test suites, bytecode, type stubs, C sources and unneeded symbol tables (and, when layer.toml
-says strip_docstrings, the docstrings of all but its keep_docstrings packages), writes requirements.lock
-and a deterministic zip, reports the sizes against Lambda's limits, and imports every top-level module
-(and runs layer.toml's smoke statements) in a clean interpreter of the target's Python. Exit 1 when over
-a limit or when a module does not import."""
+(never the build machine's platform), leaves out what the Lambda runtime provides when only a dependency
+needs it (boto3, botocore, s3transfer, jmespath; python-dateutil, six and urllib3 only when nothing in
+the layer needs them; one the requirements name is kept and shadows the runtime's copy), removes test
+suites, stray bytecode, type stubs, C sources and unneeded symbol tables, ships bytecode compiled by the
+runtime's exact Python when that Python is on this machine, writes requirements.lock and a deterministic
+zip, reports the sizes against Lambda's limits and the median cold import next to a naive
+`pip install -t` build, and proves the layer: every top-level module imported (and layer.toml's smoke
+statements run) in a clean interpreter of the runtime's Python with the runtime's SDK stand-in, no
+shared object loaded from this machine (/proc/self/maps), every shipped .so's DT_NEEDED provided by the
+layer or Lambda's image.
+
+requirements.txt holds requirement specifiers only (names, versions, extras, markers, --hash): a pip
+option (--no-binary, --index-url, -e, -r, ...), a URL or a path is refused with the line's number."""
+
+EPILOG = """\
+layer.toml, all keys optional, in a [layer] table:
+  name = "my-layer"              zip name (default: the directory's name)
+  runtime = "python3.13"         Lambda runtime (--runtime wins)
+  architecture = "x86_64"        or "arm64" (--arch wins)
+  bytecode = true                ship bytecode compiled by the runtime's Python; unset: yes when that
+                                 Python is here, else no, with one line on what that costs
+  skip_imports = ["name"]        top-level modules the proof must not import (cannot import off Lambda);
+                                 a companion such as psycopg_binary needs no entry: proved via its parent
+  smoke = ["import x; x.f()"]    statements the proof also runs, each in its own clean interpreter
+  strip_docstrings = false       empty the docstrings of the layer's Python
+  keep_docstrings = ["numpy"]    packages that read docstrings at run time (with strip_docstrings)
+  allow_pure_sdist = ["docopt"]  build these sdist-only packages into wheels here; fail if not pure Python
+
+exit status: 0 built and proved; 1 over a Lambda limit or the proof failed; 2 bad input (a refused
+requirement line, no such package, no wheel for the target); exit 3 built but not proved (another
+architecture, or no interpreter of the runtime's Python here), so CI can require proof (--no-verify
+skips the proof on request and exits 0)."""
 
 
 def _megabytes(text: str) -> float:
@@ -32,11 +57,12 @@ def _megabytes(text: str) -> float:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "layer",
         help="build, measure and prove a dependency layer",
         description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -49,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--runtime",
         choices=sorted(RUNTIME_GLIBC),
-        help="Lambda runtime (default: layer.toml, else python3.11)",
+        help=f"Lambda runtime (default: layer.toml, else {DEFAULT_RUNTIME})",
     )
     parser.add_argument(
         "--arch", choices=sorted(ARCH_MACHINE), help="Lambda architecture (default: layer.toml, else x86_64)"
@@ -57,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--keep-runtime-provided",
         action="store_true",
-        help="keep boto3 & co in the layer (e.g. to pin a newer boto3 than the runtime's)",
+        help="keep every runtime-provided package the closure holds (naming one in the "
+        "requirements already keeps that one)",
     )
     parser.add_argument(
         "--max-unzipped-mb",

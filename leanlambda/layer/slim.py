@@ -23,15 +23,14 @@ to numpy's OpenBLAS; such files keep the bytes the wheel shipped.
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
 
+from leanlambda.layer.elf import is_elf, loaded_image
 from leanlambda.minify import empty_docstrings
 
 TEST_DIRS = frozenset({"tests"})  # anywhere, top level too: pyupbit ships a top-level `tests` package
@@ -58,14 +57,6 @@ KNOWN_TEST_ONLY = (
     "numpy/distutils",  # deprecated build tooling, not in numpy's __all__, gone for Python 3.12+
     "numpy/random/_examples",
 )
-ELF_MAGIC = b"\x7fELF"
-PT_LOAD = 1
-# (e_phoff, e_phentsize, e_phnum) header formats and the program header layout, per ELF class.
-_ELF_HEADER = {1: ("I", 28, 42), 2: ("Q", 32, 54)}
-_PHDR = {1: "IIIIIIII", 2: "IIQQQQQQ"}
-# ELF header bytes that only locate the section headers (e_shoff; e_shentsize, e_shnum, e_shstrndx):
-# strip rewrites them, the loader never reads them.
-_SECTION_HEADER_FIELDS = {1: ((0x20, 0x24), (0x2E, 0x34)), 2: ((0x28, 0x30), (0x3A, 0x40))}
 STRIP_ARGS = ("--strip-unneeded",)
 STRIP_TIMEOUT_S = 120
 
@@ -76,7 +67,7 @@ def _tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _remove(path: Path, category: str, saved: Counter) -> None:
+def _remove(path: Path, category: str, saved: Counter[str]) -> None:
     saved[category] += _tree_size(path)
     if path.is_dir():
         shutil.rmtree(path)
@@ -99,66 +90,6 @@ def _file_category(path: Path) -> str | None:
     return None
 
 
-def _is_elf(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(4) == ELF_MAGIC
-
-
-def _program_headers(data: bytes) -> tuple[int, list[tuple[int, ...]]] | None:
-    """(ELF class, every program header as (type, offset, vaddr, filesz, memsz, align, flags)), or None."""
-    if len(data) < 64 or data[:4] != ELF_MAGIC or data[4] not in _ELF_HEADER or data[5] not in (1, 2):
-        return None
-    elf_class, order = data[4], "<" if data[5] == 1 else ">"
-    offset_format, offset_at, entsize_at = _ELF_HEADER[elf_class]
-    (phoff,) = struct.unpack_from(order + offset_format, data, offset_at)
-    phentsize, phnum = struct.unpack_from(order + "HH", data, entsize_at)
-    headers = []
-    for index in range(phnum):
-        start = phoff + index * phentsize
-        if start + struct.calcsize(order + _PHDR[elf_class]) > len(data):
-            return None
-        fields = struct.unpack_from(order + _PHDR[elf_class], data, start)
-        if elf_class == 2:
-            p_type, flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = fields
-        else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, flags, p_align = fields
-        headers.append((p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_align, flags))
-    return elf_class, headers
-
-
-def load_segments(path: Path) -> list[tuple[int, ...]] | None:
-    """(offset, vaddr, filesz, memsz, align) of each PT_LOAD segment, or None if not a readable ELF."""
-    parsed = _program_headers(path.read_bytes())
-    if parsed is None:
-        return None
-    return [header[1:6] for header in parsed[1] if header[0] == PT_LOAD]
-
-
-def loaded_image(path: Path) -> tuple[tuple[tuple[int, ...], ...], str] | None:
-    """What the dynamic loader reads of a shared library: its program headers and a digest of the bytes of
-    every PT_LOAD segment (section-header fields of the ELF header masked). None if not a readable ELF."""
-    data = path.read_bytes()
-    parsed = _program_headers(data)
-    if parsed is None:
-        return None
-    elf_class, headers = parsed
-    masked = bytearray(data[:64])
-    for start, end in _SECTION_HEADER_FIELDS[elf_class]:
-        masked[start:end] = bytes(end - start)
-    digest = hashlib.sha256()
-    for p_type, p_offset, _vaddr, p_filesz, *_rest in headers:
-        if p_type != PT_LOAD:
-            continue
-        if p_offset + p_filesz > len(data):
-            return None
-        segment = bytearray(data[p_offset:p_offset + p_filesz])
-        if p_offset < len(masked):  # the segment holds the ELF header (the first one usually does)
-            overlap = min(len(masked) - p_offset, len(segment))
-            segment[:overlap] = masked[p_offset:p_offset + overlap]
-        digest.update(segment)
-    return tuple(headers), digest.hexdigest()
-
-
 def strip_symbol_tables(path: Path, strip: str) -> int:
     """strip --strip-unneeded a copy; keep it only if smaller and the loader would see exactly the same
     image (loaded_image). Returns bytes saved (0 if kept as shipped)."""
@@ -167,8 +98,9 @@ def strip_symbol_tables(path: Path, strip: str) -> int:
         copy = Path(scratch) / path.name
         shutil.copy2(path, copy)
         try:
-            done = subprocess.run([strip, *STRIP_ARGS, str(copy)], capture_output=True,
-                                  timeout=STRIP_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                [strip, *STRIP_ARGS, str(copy)], capture_output=True, timeout=STRIP_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired:
             return 0
         after = copy.stat().st_size
@@ -183,8 +115,11 @@ def strip_symbol_tables(path: Path, strip: str) -> int:
 
 def _module_name(site: Path, path: Path) -> str:
     """Dotted module name of a .py file or package directory under site."""
-    parts = list(path.relative_to(site).with_suffix("").parts) if path.suffix == ".py" else list(
-        path.relative_to(site).parts)
+    parts = (
+        list(path.relative_to(site).with_suffix("").parts)
+        if path.suffix == ".py"
+        else list(path.relative_to(site).parts)
+    )
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -198,7 +133,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
     except (SyntaxError, ValueError):
         return set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -207,7 +142,7 @@ def _imported_names(path: Path, module: str) -> set[str]:
                 base_parts = package.split(".") if package else []
                 if node.level - 1 > len(base_parts):
                     continue
-                base_parts = base_parts[:len(base_parts) - (node.level - 1)]
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
                 base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
@@ -225,8 +160,11 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
     by_name = {_module_name(site, directory): directory for directory in test_dirs}
     tokens = {name.rpartition(".")[2] for name in by_name}  # cheap text filter before parsing
     inside = tuple(str(directory) + os.sep for directory in test_dirs)
-    queue = [path for path in site.rglob("*.py")
-             if not str(path).startswith(inside) and path.name not in BUILD_ONLY_FILES]
+    queue = [
+        path
+        for path in site.rglob("*.py")
+        if not str(path).startswith(inside) and path.name not in BUILD_ONLY_FILES
+    ]
     keep: set[Path] = set()
     seen: set[Path] = set()
     while queue:
@@ -241,7 +179,7 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
             for test_name, directory in by_name.items():
                 if name != test_name and not name.startswith(test_name + "."):
                     continue
-                relative = name[len(test_name):].lstrip(".").split(".") if name != test_name else []
+                relative = name[len(test_name) :].lstrip(".").split(".") if name != test_name else []
                 current = directory
                 wanted = [current / "__init__.py"]
                 for part in relative:
@@ -255,7 +193,7 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
     return keep
 
 
-def _remove_test_dir(directory: Path, keep: set[Path], saved: Counter) -> None:
+def _remove_test_dir(directory: Path, keep: set[Path], saved: Counter[str]) -> None:
     """Remove a test package, except the files in `keep` that runtime modules import."""
     kept_here = {path for path in keep if directory in path.parents}
     if not kept_here:
@@ -297,7 +235,7 @@ def slim(
     keep_docstrings: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Slim the layer's python/ directory in place; return bytes saved per category."""
-    saved: Counter = Counter()
+    saved: Counter[str] = Counter()
     scripts = site / SCRIPTS_DIR
     if scripts.is_dir() and not (scripts / "__init__.py").exists():
         _remove(scripts, "console scripts", saved)
@@ -330,7 +268,7 @@ def slim(
             category = None if path in keep else _file_category(path)
             if category:
                 _remove(path, category, saved)
-            elif ".so" in name and _is_elf(path):
+            elif ".so" in name and is_elf(path):
                 shared_objects.append(path)
     if strip_docstrings:
         saved["docstrings"] += empty_docstrings_in(site, keep_docstrings)

@@ -60,8 +60,10 @@ class Target:
     def platform_tags(self) -> list[str]:
         """Every manylinux tag the runtime's glibc can load, newest first (pip matches them literally)."""
         major, newest = self.glibc
-        tags = [f"manylinux_{major}_{minor}_{self.machine}"
-                for minor in range(newest, OLDEST_MANYLINUX2014_GLIBC - 1, -1)]
+        tags = [
+            f"manylinux_{major}_{minor}_{self.machine}"
+            for minor in range(newest, OLDEST_MANYLINUX2014_GLIBC - 1, -1)
+        ]
         tags.append(f"manylinux2014_{self.machine}")
         if self.machine == "x86_64":
             tags.extend(f"{tag}_{self.machine}" for tag in LEGACY_X86_TAGS)
