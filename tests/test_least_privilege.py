@@ -9,6 +9,10 @@ does not use the database.
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import psycopg2
 import pytest
 import responses
@@ -124,3 +128,33 @@ def test_a_user_outside_every_function_role_cannot_run_the_scanner(makenaide, mo
 
     assert result["ok"] is False
     assert "permission denied for table scanner_state" in str(result)
+
+
+DDL = re.compile(
+    r"\b(CREATE|ALTER|DROP)\s+(OR\s+REPLACE\s+|TEMP(ORARY)?\s+|UNLOGGED\s+|UNIQUE\s+)*"
+    r"(TABLE|INDEX|SCHEMA|ROLE|USER|VIEW|SEQUENCE|TYPE|FUNCTION|EXTENSION|DATABASE|TRIGGER)\b"
+    r"|\bTRUNCATE\s+\w|\b(GRANT|REVOKE)\s+[\w ,]+\s+ON\b",
+    re.IGNORECASE,
+)
+"""SQL that changes the schema or privileges (prose such as "drop the connection" does not match)."""
+
+
+def sql_literals(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+@pytest.mark.parametrize("example", [e for e in db_roles.PG_EXAMPLES if e != "makenaide-db-initializer"])
+def test_no_function_but_the_initializer_ships_ddl(example):
+    """What the role test proves at run time, for every code path: no schema change in the shipped code."""
+    found = [
+        f"{path.relative_to(mk.src(example))}: {text.strip()[:60]}"
+        for path in sorted(mk.src(example).rglob("*.py"))
+        for text in sql_literals(path)
+        if DDL.search(text)
+    ]
+    assert found == []
