@@ -159,15 +159,19 @@ def _names(function_dir: Path) -> tuple[str, str]:
     return answers["function_name"], answers["__module_name"]
 
 
-def _renames(base: Path, fresh: Path) -> list[tuple[re.Pattern[str], str]]:
+Renames = list[tuple[re.Pattern[str], str]]
+"""Old name (a pattern matching it as a word) and the new name."""
+
+
+def _renames(base: Path, fresh: Path) -> Renames:
     """Old function and module names to the new ones: whole words, or a name's start (``<name>-dlq``)."""
     pairs = [(old, new) for old, new in zip(_names(base), _names(fresh), strict=True) if old != new]
     return [(re.compile(rf"(?<![\w-]){re.escape(old)}(?!\w)"), new) for old, new in pairs]
 
 
-def _rename(text: str, renames: list[tuple[re.Pattern[str], str]]) -> str:
+def _rename(text: str, renames: Renames) -> str:
     for pattern, new in renames:
-        text = pattern.sub(lambda _, new=new: new, text)
+        text = pattern.sub(new.replace("\\", "\\\\"), text)  # a name holds no backslash; escaped anyway
     return text
 
 
@@ -186,7 +190,7 @@ def _files(root: Path) -> dict[str, Path]:
     return found
 
 
-def _carry(example: Path, base: Path, fresh: Path, renames: list, work: Path) -> list[tuple[str, str]]:
+def _carry(example: Path, base: Path, fresh: Path, renames: Renames, work: Path) -> list[tuple[str, str]]:
     """Write each example file into ``fresh``, renamed and merged; the conflicts found (none: done)."""
     base_files, fresh_files = _files(base), _files(fresh)
     conflicts = []
@@ -215,7 +219,7 @@ class _Conflict(Exception):
     pass
 
 
-def _merge(mine: bytes, old: bytes | None, new: bytes | None, renames: list, work: Path) -> bytes:
+def _merge(mine: bytes, old: bytes | None, new: bytes | None, renames: Renames, work: Path) -> bytes:
     """The example's file with the new names, and the overrides' changes to the template's lines."""
     try:
         text = _rename(mine.decode("utf-8"), renames)
