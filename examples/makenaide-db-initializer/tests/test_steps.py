@@ -298,3 +298,51 @@ def test_a_grant_added_by_hand_is_taken_back_on_the_next_run(empty_db, lambda_co
     assert table_grants(empty_db(), "makenaide_scanner") == {
         table: set(p) for table, p in steps.FUNCTION_ROLES["makenaide_scanner"].items()
     }
+
+
+def test_two_initializers_of_one_server_creating_a_role_at_once_both_succeed(
+    empty_db, database_url, monkeypatch
+):
+    """Roles are server-wide: an initializer of another database may create the same role meanwhile."""
+    import threading
+
+    other = f"init_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{other}"')
+    role = f"race_{uuid.uuid4().hex[:8]}"
+    second_url = urlunsplit(urlsplit(database_url)._replace(path=f"/{other}"))
+    first, second = empty_db(), psycopg2.connect(second_url)
+    try:
+        monkeypatch.setattr(steps, "FUNCTION_ROLES", {})
+        for connection in (first, second):
+            with connection, connection.cursor() as cursor:
+                steps.apply_schema_in(cursor)
+        monkeypatch.setattr(steps, "FUNCTION_ROLES", {role: {"tickers": ("SELECT",)}})
+        first.autocommit = False
+        with first.cursor() as cursor:
+            assert steps.apply_roles_in(cursor) == [role]  # created, not yet committed
+        outcome = {}
+
+        def run_second():
+            with second, second.cursor() as cursor:  # waits on the role's name until the first commits
+                outcome["created"] = steps.apply_roles_in(cursor)
+
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        thread.join(timeout=1)  # it is waiting for the first transaction
+        first.commit()
+        thread.join(timeout=60)
+        assert outcome == {"created": []}
+        for connection in (first, second):
+            assert table_grants(connection, role) == {"tickers": {"SELECT"}}
+    finally:
+        first.close()
+        second.close()
+        with empty_db().cursor() as cursor:
+            cursor.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+            cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()

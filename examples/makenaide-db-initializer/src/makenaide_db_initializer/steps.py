@@ -375,17 +375,24 @@ def apply_schema_in(cursor: Any) -> dict[str, Any]:
 def apply_roles_in(cursor: Any) -> list[str]:
     """Create missing function roles; set each one's grants on SCHEMA's tables to FUNCTION_ROLES exactly.
 
-    Roles belong to the whole server, not to one database: one already there is reused.
+    Roles belong to the whole server, not to one database: one already there is reused, also one
+    that an initializer of another database on the same server creates at the same moment.
     """
-    from psycopg2 import sql
+    from psycopg2 import errors, sql
 
     cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(FUNCTION_ROLES),))
     existing = {row[0] for row in cursor.fetchall()}
     created = []
     for role, grants in FUNCTION_ROLES.items():
         if role not in existing:
-            cursor.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            created.append(role)
+            cursor.execute("SAVEPOINT create_role")
+            try:
+                cursor.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            except (errors.DuplicateObject, errors.UniqueViolation):
+                cursor.execute("ROLLBACK TO SAVEPOINT create_role")  # created meanwhile elsewhere
+            else:
+                created.append(role)
+            cursor.execute("RELEASE SAVEPOINT create_role")
         for table in SCHEMA:
             target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA_NAME), sql.Identifier(table.name))
             cursor.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(target, sql.Identifier(role)))
