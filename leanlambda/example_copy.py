@@ -101,8 +101,11 @@ def _make(
         if target.exists():
             raise UsageError(f"already exists: {target}")
         renames = _renames(base, fresh)
-        for relative, problem in _carry(example, base, fresh, renames, work):
-            raise UsageError(f"cannot carry {relative} over: {problem}")
+        conflicts = _carry(example, base, fresh, renames, work)
+        if conflicts:
+            relative, problem = conflicts[0]
+            more = f" (and {len(conflicts) - 1} more files)" if len(conflicts) > 1 else ""
+            raise UsageError(f"cannot carry {relative} over{more}: {problem}")
         (fresh / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
         if not _link(fresh, template):
             print(f"not linked for cruft: the template at {template} is not a git checkout")
@@ -126,7 +129,8 @@ def recorded_answers(example: Path) -> dict[str, Any]:
         raise UsageError(f"--from: {path} is not a JSON object")
     answers = {key: value for key, value in recorded.items() if not key.startswith("_")}
     for key, value in answers.items():
-        if isinstance(value, str) and any(marker in value for marker in JINJA_MARKERS):
+        text = value if isinstance(value, str) else json.dumps(value)  # lists and objects are rendered too
+        if any(marker in text for marker in JINJA_MARKERS):
             raise UsageError(f"--from: {path}: answer {key!r} holds template syntax ({{{{, {{% or {{#)")
     return answers
 
