@@ -225,7 +225,9 @@ def test_a_bad_max_age_is_a_clear_error(db_secret, monkeypatch, value):
         Database(AWSClientFactory())
 
 
-@pytest.mark.parametrize("payload", ["null", '"host=db.internal dbname=app"', '["a", "b"]', "42", "true", "{"])
+@pytest.mark.parametrize(
+    "payload", ["null", '"host=db.internal dbname=app"', '["a", "b"]', "42", "true", "{"]
+)
 def test_a_secret_that_is_not_a_json_object_is_a_config_error(aws, monkeypatch, payload):
     """An attacker (or a mistake) stores valid JSON that is not an object: a clear error, no TypeError."""
     client = boto3.client("secretsmanager")
