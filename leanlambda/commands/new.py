@@ -36,6 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-input", action="store_true", help="do not prompt; use defaults and --set values"
     )
     parser.add_argument(
+        "--from",
+        metavar="EXAMPLE_DIR",
+        dest="from_example",
+        type=Path,
+        help="copy a function made from this template (e.g. examples/makenaide-scanner) under the"
+        " --set answers: its answers plus yours, its own files renamed; a git repository linked for cruft",
+    )
+    parser.add_argument(
         "--set",
         metavar="KEY=VALUE",
         action="append",
@@ -154,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
     values = parse_values(args.values, context)
     check_answers(source, values)
     check_user_defaults()
+    if args.from_example is not None:
+        from leanlambda.example_copy import copy_example
+
+        return copy_example(args.from_example, values, args.output_dir, source)
     output_dir: Path = args.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"not a folder: {output_dir}")

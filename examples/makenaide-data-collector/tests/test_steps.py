@@ -68,8 +68,11 @@ class FakeUpbit:
         self.failing: dict[str, int] = {}
         self.requests: list[dict[str, str]] = []
         self.after_request = None
-        mock.add_callback(responses.GET, DAYS_URL, callback=lambda r: self.answer(r, DAYS))
-        mock.add_callback(responses.GET, FOUR_HOURS_URL, callback=lambda r: self.answer(r, FOUR_HOURS))
+        self.days, self.four_hours = DAYS, FOUR_HOURS
+        self.hide_newest = 0
+        """Candles of each series not yet formed: the exchange as it was that many periods ago."""
+        mock.add_callback(responses.GET, DAYS_URL, callback=lambda r: self.answer(r, self.days))
+        mock.add_callback(responses.GET, FOUR_HOURS_URL, callback=lambda r: self.answer(r, self.four_hours))
 
     def answer(self, request, candles):
         query = {key: values[0] for key, values in parse_qs(urlsplit(request.url).query).items()}
@@ -81,6 +84,7 @@ class FakeUpbit:
         if market in self.failing:
             return self.failing[market], {}, "Too many API requests."
         to = query.get("to", "9999-12-31 00:00:00").replace(" ", "T")
+        candles = candles[self.hide_newest:]
         older = [dict(c, market=market) for c in candles if c["candle_date_time_utc"] < to]
         headers = {"Remaining-Req": "group=candles; min=599; sec=9"}
         return 200, headers, json.dumps(older[: int(query["count"])])
@@ -390,3 +394,133 @@ def test_bad_events_are_rejected(event, message, lambda_context):
     assert result["ok"] is False
     assert message in result["error"]
     assert len(result["error"]) < 250  # a huge value is shown as a short repr
+
+
+# --- candles the exchange should never have sent --------------------------------------------------
+
+
+def with_bad_candles(candles: list[dict], fetched: int) -> tuple[list[dict], list[str]]:
+    """The recorded reply with one candle of each bad kind among the ``fetched`` newest (two outside
+    [low, high]); returns the reply and the KST times of the bad candles."""
+    bad = [dict(candle) for candle in candles]
+    bad[1]["trade_price"] = None  # null
+    bad[2]["opening_price"] = 0.0  # zero price
+    high, low = bad[3]["high_price"], bad[3]["low_price"]
+    bad[3]["high_price"], bad[3]["low_price"] = low - 1, high + 1  # high < low
+    bad[4]["trade_price"] = bad[4]["high_price"] * 1.5  # close above high
+    bad[5]["opening_price"] = bad[5]["low_price"] * 0.5  # open below low
+    times = [bad[i]["candle_date_time_kst"] for i in (1, 2, 3, 4, 5)]
+    bad[fetched - 1]["candle_date_time_kst"] = "1999-12-31T09:00:00"  # before 2001 (its UTC time pages on)
+    return bad, [*times, "1999-12-31T09:00:00"]
+
+
+EACH_KIND_ONCE = {"null": 1, "non_positive_price": 1, "high_below_low": 1, "outside_range": 2,
+                  "before_2001": 1}
+
+
+def test_bad_candles_are_dropped_before_writing_and_counted(database, fake_upbit, emf_lines):
+    fake_upbit.days, bad_days = with_bad_candles(DAYS, fetched=steps.DAILY_FULL_LOAD)
+    fake_upbit.four_hours, bad_four_hours = with_bad_candles(FOUR_HOURS, fetched=steps.FOUR_HOUR_COUNT)
+
+    result = handler.lambda_handler({"tickers": ["KRW-BTC"]}, Context())
+
+    assert result["ok"] is True, result
+    found = collect_result(result)
+    assert found["tickers"][0]["dropped"] == {reason: 2 * n for reason, n in EACH_KIND_ONCE.items()}
+    assert found["dropped"] == found["tickers"][0]["dropped"]
+    assert found["candles_dropped"] == 12
+    assert row_counts(database) == {"daily": {"KRW-BTC": 450 - 6}, "four_hour": {"KRW-BTC": 200 - 6}}
+    days = {row[0] for row in query(database, "SELECT date FROM ohlcv")}
+    assert not days & {datetime.date.fromisoformat(t[:10]) for t in bad_days}
+    hours = {row[0] for row in query(database, "SELECT date FROM ohlcv_4h")}
+    assert not hours & {datetime.datetime.fromisoformat(t) for t in bad_four_hours}
+    prices = query(database, "SELECT min(least(open, high, low, close)), bool_and(low <= high)"
+                             " FROM (SELECT open, high, low, close FROM ohlcv UNION ALL"
+                             " SELECT open, high, low, close FROM ohlcv_4h) AS candles")
+    assert prices[0][0] > 0 and prices[0][1] is True
+    metrics = {k: v for doc in emf_lines() for k, v in doc.items() if not k.startswith("_")}
+    assert metrics["CandlesDropped"] == 12
+
+
+def test_edge_values_are_kept_and_a_string_price_counts_as_null():
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"open": [1.0, "x", 5.0, 2.0], "high": [2.0, 2.0, 4.0, 2.0], "low": [1.0, 1.0, 3.0, 1.0],
+         "close": [2.0, 1.5, 3.5, 1.0], "volume": [1.0, 1.0, 1.0, -0.0]},
+        index=[datetime.datetime(2024, 1, day) for day in (1, 2, 3)] + [datetime.datetime(2000, 12, 31, 23)],
+    )
+    kept, dropped = steps.valid_candles(frame)
+    # open == low and close == high are true candles; a string price counts as null.
+    assert list(kept.index) == [datetime.datetime(2024, 1, 1)]
+    assert dropped == {"null": 1, "non_positive_price": 0, "high_below_low": 0, "outside_range": 1,
+                       "before_2001": 1}
+    assert kept["open"].dtype == float
+
+
+# --- ohlcv_4h retention ---------------------------------------------------------------------------
+
+
+def latest_four_hour_indicators(connection, ticker: str) -> dict:
+    import pandas as pd
+
+    rows = query(connection, "SELECT date, close, volume FROM ohlcv_4h WHERE ticker = %s ORDER BY date",
+                 (ticker,))
+    frame = pd.DataFrame([(close, volume) for _, close, volume in rows], columns=["close", "volume"],
+                         dtype=float)
+    last = steps.with_indicators(frame).iloc[-1]
+    return {name: float(last[name]) for name in steps.DAILY_COLUMNS[7:]}
+
+
+def test_four_hour_rows_beyond_the_retention_are_deleted_per_ticker(database, fake_upbit):
+    tickers = ["KRW-BTC", "KRW-ETH"]
+    deleted = []
+    for hidden in (10, 5, 0):  # three loads, 5 new candles each time after the first
+        fake_upbit.hide_newest = hidden
+        result = handler.lambda_handler({"tickers": tickers}, Context())
+        assert result["ok"] is True, result
+        deleted.append(collect_result(result)["four_hour_deleted"])
+        assert row_counts(database)["four_hour"] == {ticker: steps.DEFAULT_FOUR_HOUR_RETENTION
+                                                     for ticker in tickers}
+    assert deleted == [0, 10, 10]
+    newest = sorted(datetime.datetime.fromisoformat(c["candle_date_time_kst"]) for c in FOUR_HOURS[:200])
+    for ticker in tickers:  # the rows kept are the newest ones
+        kept = [row[0] for row in query(database, "SELECT date FROM ohlcv_4h WHERE ticker = %s ORDER BY date",
+                                        (ticker,))]
+        assert kept == newest
+
+
+def test_indicators_over_the_kept_rows_agree_with_those_over_every_row(database, fake_upbit, monkeypatch):
+    monkeypatch.setenv(steps.FOUR_HOUR_RETENTION_ENV, "1000")
+    for hidden in (10, 0):
+        fake_upbit.hide_newest = hidden
+        handler.lambda_handler({"tickers": ["KRW-BTC"]}, Context())
+    assert row_counts(database)["four_hour"] == {"KRW-BTC": 210}
+    before = latest_four_hour_indicators(database, "KRW-BTC")
+
+    monkeypatch.delenv(steps.FOUR_HOUR_RETENTION_ENV)
+    result = handler.lambda_handler({"tickers": ["KRW-BTC"]}, Context())
+
+    assert collect_result(result)["four_hour_deleted"] == 10
+    assert row_counts(database)["four_hour"] == {"KRW-BTC": 200}
+    after = latest_four_hour_indicators(database, "KRW-BTC")
+    assert not any(math.isnan(value) for value in after.values())
+    rolling = {name: value for name, value in before.items() if name != "rsi_14"}
+    assert {name: after[name] for name in rolling} == pytest.approx(rolling, rel=1e-9)
+    # Wilder's RSI carries all of its history with weight (13/14)^n: 186 periods on, it agrees.
+    assert after["rsi_14"] == pytest.approx(before["rsi_14"], abs=1e-3)
+
+
+@pytest.mark.parametrize("value", ["199", "0", "-5", "lots", "1e9", "100001"])
+def test_a_retention_below_what_the_indicators_read_fails_the_run_before_any_request(
+    database, fake_upbit, monkeypatch, value
+):
+    monkeypatch.setenv(steps.FOUR_HOUR_RETENTION_ENV, value)
+
+    result = handler.lambda_handler({"tickers": ["KRW-BTC"]}, Context())
+
+    assert result["ok"] is False
+    failed = next(s for s in result["steps"] if s["name"] == "collect")
+    assert failed["error"].startswith("InvalidSetting: FOUR_HOUR_RETENTION must be a whole number from 200")
+    assert fake_upbit.requests == []
+    assert row_counts(database) == {"daily": {}, "four_hour": {}}

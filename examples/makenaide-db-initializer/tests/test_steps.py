@@ -18,7 +18,8 @@ from makenaide_db_initializer import handler, steps
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 TABLES = [
-    "tickers", "ohlcv", "ohlcv_4h", "static_indicators", "trade_log", "performance_summary", "schema_version"
+    "tickers", "ohlcv", "ohlcv_4h", "static_indicators", "trade_log", "performance_summary", "scanner_state",
+    "schema_version",
 ]
 INDICATORS = ["ma_20", "ma_50", "ma_200", "rsi_14", "bb_upper", "bb_lower", "volume_20ma"]
 OLD_OHLCV = ("CREATE TABLE ohlcv (ticker text, date date, open real, high real, low real, close real,"
@@ -159,7 +160,7 @@ def test_a_second_run_changes_nothing(empty_db, lambda_context):
     assert result["ok"] is True, result
     applied = step(result, "apply_schema")["result"]
     assert applied == {"created_tables": [], "added_columns": [], "created_indexes": [],
-                       "schema_version": steps.SCHEMA_VERSION, "version_recorded": False}
+                       "schema_version": steps.SCHEMA_VERSION, "version_recorded": False, "created_roles": []}
     after = snapshot(empty_db())
     assert after == before
     assert len(after["versions"]) == 1
@@ -267,3 +268,89 @@ def test_bad_events_are_rejected(event, message, lambda_context):
     assert result["ok"] is False
     assert result["error"].startswith(f"invalid event: {message}")
     assert len(result["error"]) < 250  # a huge value is shown as a short repr
+
+
+def table_grants(connection, role: str) -> dict[str, set[str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = %s AND table_schema = 'public'",
+            (role,),
+        )
+        found: dict[str, set[str]] = {}
+        for table, privilege in cursor.fetchall():
+            found.setdefault(table, set()).add(privilege)
+        return found
+
+
+def test_each_function_role_gets_exactly_the_grants_its_steps_use(empty_db, lambda_context):
+    result = handler.lambda_handler({}, lambda_context)
+
+    assert result["ok"] is True, result
+    for role, grants in steps.FUNCTION_ROLES.items():
+        assert table_grants(empty_db(), role) == {table: set(p) for table, p in grants.items()}, role
+        with empty_db().cursor() as cursor:
+            cursor.execute("SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
+                           " WHERE rolname = %s", (role,))
+            assert cursor.fetchone() == (False, False, False, False)
+
+
+def test_a_grant_added_by_hand_is_taken_back_on_the_next_run(empty_db, lambda_context):
+    handler.lambda_handler({}, lambda_context)
+    with empty_db().cursor() as cursor:
+        cursor.execute("GRANT DELETE, TRUNCATE ON tickers, trade_log TO makenaide_scanner")
+
+    result = handler.lambda_handler({}, lambda_context)
+
+    assert result["ok"] is True, result
+    assert table_grants(empty_db(), "makenaide_scanner") == {
+        table: set(p) for table, p in steps.FUNCTION_ROLES["makenaide_scanner"].items()
+    }
+
+
+def test_two_initializers_of_one_server_creating_a_role_at_once_both_succeed(
+    empty_db, database_url, monkeypatch
+):
+    """Roles are server-wide: an initializer of another database may create the same role meanwhile."""
+    import threading
+
+    other = f"init_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{other}"')
+    role = f"race_{uuid.uuid4().hex[:8]}"
+    second_url = urlunsplit(urlsplit(database_url)._replace(path=f"/{other}"))
+    first, second = empty_db(), psycopg2.connect(second_url)
+    try:
+        monkeypatch.setattr(steps, "FUNCTION_ROLES", {})
+        for connection in (first, second):
+            with connection, connection.cursor() as cursor:
+                steps.apply_schema_in(cursor)
+        monkeypatch.setattr(steps, "FUNCTION_ROLES", {role: {"tickers": ("SELECT",)}})
+        first.autocommit = False
+        with first.cursor() as cursor:
+            assert steps.apply_roles_in(cursor) == [role]  # created, not yet committed
+        outcome = {}
+
+        def run_second():
+            with second, second.cursor() as cursor:  # waits on the role's name until the first commits
+                outcome["created"] = steps.apply_roles_in(cursor)
+
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        thread.join(timeout=1)  # it is waiting for the first transaction
+        first.commit()
+        thread.join(timeout=60)
+        assert outcome == {"created": []}
+        for connection in (first, second):
+            assert table_grants(connection, role) == {"tickers": {"SELECT"}}
+    finally:
+        first.close()
+        second.close()
+        with empty_db().cursor() as cursor:
+            cursor.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+            cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()

@@ -1,8 +1,9 @@
 """The scanner against a real PostgreSQL, with Upbit answered by `responses`.
 
 The market list is in Upbit's JSON format (events/upbit/market_all.json); the real
-UpbitClient/requests code parses it. The tickers table is created here with the
-trading app's DDL (the db-initializer example owns the schema in production).
+UpbitClient/requests code parses it. The tickers and scanner_state tables are created
+here with the db-initializer's DDL (it owns the schema in production: the scanner runs
+no DDL, so it can run as a role that may only read and write rows).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ TICKERS_DDL = (
     "CREATE TABLE tickers (ticker varchar(20) PRIMARY KEY, created_at timestamp DEFAULT now(),"
     " updated_at timestamp DEFAULT now(), is_active boolean DEFAULT true)"
 )
+STATE_DDL = "CREATE TABLE scanner_state (name text PRIMARY KEY, last_scan_at timestamptz NOT NULL)"
 
 
 @pytest.fixture
@@ -46,6 +48,7 @@ def database(db_secret, database_url):
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS tickers, scanner_state")
         cursor.execute(TICKERS_DDL)
+        cursor.execute(STATE_DDL)
     yield connection
     connection.close()
 

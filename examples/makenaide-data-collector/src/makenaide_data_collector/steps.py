@@ -10,6 +10,15 @@ stalest first, so deferred ones lead the next run. Every ticker of the run is in
 result, collected, failed or deferred, even when all of them failed (``check_progress``
 then fails the run).
 
+Candles the exchange should never have sent are dropped before anything is computed or
+written, as the original collector did: a missing price or volume, a price of zero or
+less, high below low, open or close outside [low, high], a date before 2001. The
+ticker's result (and the step's) counts them by reason.
+
+``ohlcv_4h`` keeps the newest FOUR_HOUR_RETENTION rows per ticker (default and floor:
+the 200 that the longest indicator window, ma_200, reads); older ones are deleted in
+the transaction that writes the new candles, so a reader never sees a table without them.
+
 pandas (and with it numpy) is imported inside the collect step only.
 """
 
@@ -18,6 +27,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import re
 
 from .pipeline import Step
@@ -38,6 +48,16 @@ DAILY_FULL_LOAD = 450
 DAILY_INCREMENTAL_OVERLAP_DAYS = 5
 DAILY_INCREMENTAL_MAX = 30
 FOUR_HOUR_COUNT = 200
+LONGEST_INDICATOR_WINDOW = 200
+"""ma_200: the most rows any indicator of with_indicators reads for its latest value."""
+FOUR_HOUR_RETENTION_ENV = "FOUR_HOUR_RETENTION"
+DEFAULT_FOUR_HOUR_RETENTION = LONGEST_INDICATOR_WINDOW
+MAX_FOUR_HOUR_RETENTION = 100_000
+"""Four-hour rows kept per ticker: at least what the indicators read, at most about 45 years."""
+EARLIEST_CANDLE = datetime.datetime(2001, 1, 1)
+"""Candles dated before this (KST) are bogus: the original collector dropped them too."""
+DROP_REASONS = ("null", "non_positive_price", "high_below_low", "outside_range", "before_2001")
+"""Why a candle is dropped; each dropped candle is counted under the first reason that applies."""
 HISTORY_ROWS = 260
 """Stored daily rows read back so ma_200 and RSI of new rows see the ticker's history."""
 MAX_TICKERS = 1_000
@@ -74,11 +94,35 @@ UPSERT_FOUR_HOUR = (
     " ON CONFLICT (ticker, date) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high,"
     " low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"
 )
+DELETE_OLD_FOUR_HOUR = (
+    "DELETE FROM ohlcv_4h WHERE ticker = %(ticker)s AND date <= ("
+    "SELECT date FROM ohlcv_4h WHERE ticker = %(ticker)s ORDER BY date DESC OFFSET %(keep)s LIMIT 1)"
+)
+"""Everything older than the newest ``keep`` rows of one ticker (nothing when it has fewer)."""
 PAGE_SIZE = 500
 
 
 class InvalidEvent(ValueError):
     """The event cannot be processed; the caller gets a clear error result."""
+
+
+class InvalidSetting(ValueError):
+    """An environment setting of the function is out of range; the run fails before any request."""
+
+
+def four_hour_retention() -> int:
+    """FOUR_HOUR_RETENTION, or the default; never fewer rows than the indicators read."""
+    configured = os.environ.get(FOUR_HOUR_RETENTION_ENV, "").strip()
+    if not configured:
+        return DEFAULT_FOUR_HOUR_RETENTION
+    if not configured.isdigit() or not (
+        LONGEST_INDICATOR_WINDOW <= int(configured) <= MAX_FOUR_HOUR_RETENTION
+    ):
+        raise InvalidSetting(
+            f"{FOUR_HOUR_RETENTION_ENV} must be a whole number from {LONGEST_INDICATOR_WINDOW}"
+            f" (the rows ma_200 reads) to {MAX_FOUR_HOUR_RETENTION}, not {_shown(configured)}"
+        )
+    return int(configured)
 
 
 def _shown(value: Any) -> str:
@@ -168,6 +212,32 @@ def with_indicators(frame: Any) -> Any:
     return frame
 
 
+def valid_candles(candles: Any) -> tuple[Any, dict[str, int]]:
+    """The candles that can be true, and how many were dropped per DROP_REASONS entry."""
+    import pandas as pd
+
+    columns = ["open", "high", "low", "close", "volume"]
+    numbers = candles[columns].apply(pd.to_numeric, errors="coerce")  # a string price counts as null
+    left = pd.Series(True, index=candles.index)
+    low, high = numbers["low"], numbers["high"]
+    tests = {
+        "null": numbers.isna().any(axis=1),
+        "non_positive_price": (numbers[["open", "high", "low", "close"]] <= 0).any(axis=1),
+        "high_below_low": high < low,
+        "outside_range": (numbers[["open", "close"]].lt(low, axis=0)
+                          | numbers[["open", "close"]].gt(high, axis=0)).any(axis=1),
+        "before_2001": pd.Series(candles.index < EARLIEST_CANDLE, index=candles.index),
+    }
+    dropped = {}
+    for reason in DROP_REASONS:
+        bad = left & tests[reason]
+        dropped[reason] = int(bad.sum())
+        left &= ~bad
+    kept = candles[left].copy()
+    kept[columns] = numbers[left]
+    return kept, dropped
+
+
 def _value(value: Any) -> float | None:
     """A float for PostgreSQL's real; NaN (an indicator without enough history) becomes NULL."""
     number = float(value)
@@ -221,25 +291,34 @@ def four_hour_rows(ticker: str, candles: Any) -> list[tuple]:
 
 
 def collect_ticker(
-    ticker: str, client: UpbitClient, database: Database, today: datetime.date
+    ticker: str, client: UpbitClient, database: Database, today: datetime.date,
+    retention: int = DEFAULT_FOUR_HOUR_RETENTION,
 ) -> dict[str, Any]:
-    """Fetch, compute and write one ticker; raises on any failure, having written nothing."""
+    """Fetch, check, compute and write one ticker; raises on any failure, having written nothing."""
     latest, history = database.run_transaction(lambda cursor: read_history(cursor, ticker))
     count = daily_count(latest, today)
-    daily = client.ohlcv(ticker, interval="day", count=count)
-    four_hour = client.ohlcv(ticker, interval="minute240", count=FOUR_HOUR_COUNT)
-    daily_batch = daily_rows(ticker, daily, history)
+    daily, daily_dropped = valid_candles(client.ohlcv(ticker, interval="day", count=count))
+    four_hour, four_hour_dropped = valid_candles(
+        client.ohlcv(ticker, interval="minute240", count=FOUR_HOUR_COUNT)
+    )
+    dropped = {reason: daily_dropped[reason] + four_hour_dropped[reason] for reason in DROP_REASONS}
+    if any(dropped.values()):
+        logger.warning("invalid candles dropped", extra={"ticker": ticker, "dropped": dropped})
+    daily_batch = daily_rows(ticker, daily, history) if len(daily) else []
     four_hour_batch = four_hour_rows(ticker, four_hour)
 
-    def write(cursor: Any) -> None:
+    def write(cursor: Any) -> int:
         from psycopg2.extras import execute_values
 
         execute_values(cursor, UPSERT_DAILY, daily_batch, page_size=PAGE_SIZE)
         execute_values(cursor, UPSERT_FOUR_HOUR, four_hour_batch, page_size=PAGE_SIZE)
+        cursor.execute(DELETE_OLD_FOUR_HOUR, {"ticker": ticker, "keep": retention})
+        return cursor.rowcount
 
-    database.run_transaction(write)
+    four_hour_deleted = database.run_transaction(write)
     return {"ticker": ticker, "mode": "full" if latest is None else "incremental", "daily_requested": count,
-            "daily_rows": len(daily_batch), "four_hour_rows": len(four_hour_batch)}
+            "daily_rows": len(daily_batch), "four_hour_rows": len(four_hour_batch),
+            "four_hour_deleted": four_hour_deleted, "dropped": dropped}
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -273,6 +352,7 @@ def collect(run: RunContext) -> dict[str, Any]:
     tickers = run.results["select_tickers"]["tickers"]
     if not tickers:
         raise SkipStep("no active tickers")
+    retention = four_hour_retention()
     client = UpbitClient(sleep=run.deadline.sleep)
     database = get_database(run.clients)
     today = datetime.datetime.now(KST).date()
@@ -284,7 +364,7 @@ def collect(run: RunContext) -> dict[str, Any]:
             deferred = tickers[position:]
             break
         try:
-            collected.append(collect_ticker(ticker, client, database, today))
+            collected.append(collect_ticker(ticker, client, database, today, retention))
         except DeadlineExceeded:
             deferred = tickers[position:]
             break
@@ -296,15 +376,23 @@ def collect(run: RunContext) -> dict[str, Any]:
         logger.warning("deadline near, tickers deferred to the next run", extra={"deferred": len(deferred)})
     daily_written = sum(item["daily_rows"] for item in collected)
     four_hour_written = sum(item["four_hour_rows"] for item in collected)
+    four_hour_deleted = sum(item["four_hour_deleted"] for item in collected)
+    dropped = {reason: sum(item["dropped"][reason] for item in collected) for reason in DROP_REASONS}
     run.metrics.add("TickersCollected", len(collected))
     run.metrics.add("FailedTickers", len(failed))
     run.metrics.add("DeferredTickers", len(deferred))
     run.metrics.add("DailyRowsWritten", daily_written)
     run.metrics.add("FourHourRowsWritten", four_hour_written)
+    run.metrics.add("FourHourRowsDeleted", four_hour_deleted)
+    run.metrics.add("CandlesDropped", sum(dropped.values()))
     return {
         "collected": len(collected),
         "daily_rows": daily_written,
         "four_hour_rows": four_hour_written,
+        "four_hour_deleted": four_hour_deleted,
+        "four_hour_retention": retention,
+        "candles_dropped": sum(dropped.values()),
+        "dropped": dropped,
         "failed": failed,
         "deferred": deferred,
         "tickers": collected,

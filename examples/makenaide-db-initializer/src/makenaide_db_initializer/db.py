@@ -2,7 +2,10 @@
 
 psycopg2 comes from the layer and is imported on first use. The connection is kept
 for warm invocations and opened again when the server has dropped it. Credentials
-are fetched once, cached, and never written to a log line.
+are cached for at most DB_SECRET_MAX_AGE_S and never written to a log line; when a
+connection is refused with cached credentials (a rotated password), the secret is
+fetched again once and the connection retried with the new values. No statement here
+changes the schema: a function can run as a role that may only read and write rows.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ PING_AFTER_IDLE_S = 5.0
 """A connection idle this long (a warm invocation after a pause) is checked before use."""
 TRANSACTION_ATTEMPTS = 2
 """A transaction lost with its connection is rolled back by the server; run it once more."""
+SECRET_MAX_AGE_ENV = "DB_SECRET_MAX_AGE_S"  # noqa: S105 - the name of a variable, not a secret
+DEFAULT_SECRET_MAX_AGE_S = 900.0
+"""Cached credentials older than this are fetched again before the next connect (like the
+max_age of Powertools' get_secret); a connection open already is kept, rotation does not end it."""
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (init time)
 if TYPE_CHECKING:
@@ -54,11 +61,14 @@ class Database:
         clients: AWSClientFactory,
         secret_arn: str | None = None,
         ping_after_idle_s: float = PING_AFTER_IDLE_S,
+        secret_max_age_s: float | None = None,
     ) -> None:
         self._clients = clients
         self._secret_arn = secret_arn
         self._ping_after_idle_s = ping_after_idle_s
+        self._secret_max_age_s = _configured_max_age_s() if secret_max_age_s is None else secret_max_age_s
         self._credentials: dict[str, Any] | None = None
+        self._fetched_at = 0.0
         self._connection: Any = None
         self._last_used = 0.0
 
@@ -123,30 +133,44 @@ class Database:
         self._credentials = None
 
     def _connect(self) -> Any:
+        """Connect; refused with cached credentials, fetch the secret once more and retry if it changed."""
         import psycopg2
 
+        cached = self._credentials is not None and not self._credentials_expired()
         settings = self._settings()
-        logger.info("connecting to PostgreSQL %s/%s", settings["host"], settings["dbname"])
-        return psycopg2.connect(
-            host=settings["host"],
-            port=int(settings.get("port") or DEFAULT_PORT),
-            dbname=settings["dbname"],
-            user=settings["username"],
-            password=settings["password"],
-            connect_timeout=CONNECT_TIMEOUT_S,
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            application_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", APPLICATION_NAME),
-        )
+        try:
+            return _open(settings)
+        except psycopg2.OperationalError as error:
+            if not cached:
+                raise
+            refused = error
+        # Rotation changed the password (or the user) under the cached copy. psycopg2's message
+        # names the user, never the password; only the error's type is logged.
+        logger.warning("connection refused with cached credentials (%s), fetching the secret again",
+                       type(refused).__name__)
+        self._credentials = None
+        renewed = self._settings()
+        if renewed == settings:
+            raise refused
+        return _open(renewed)
+
+    def _credentials_expired(self) -> bool:
+        return time.monotonic() - self._fetched_at >= self._secret_max_age_s
 
     def _settings(self) -> dict[str, Any]:
-        if self._credentials is None:
+        if self._credentials is None or self._credentials_expired():
             self._credentials = self._fetch_secret()
+            self._fetched_at = time.monotonic()
         settings = dict(self._credentials)
         for key, env in (("host", HOST_ENV), ("port", PORT_ENV), ("dbname", NAME_ENV)):
             settings[key] = os.environ.get(env) or settings.get(key)
         missing = [key for key in ("host", "dbname", "username", "password") if not settings.get(key)]
         if missing:
             raise DatabaseConfigError(f"database settings lack {', '.join(missing)}")
+        try:
+            settings["port"] = int(settings.get("port") or DEFAULT_PORT)
+        except (TypeError, ValueError):
+            raise DatabaseConfigError("the database port is not a number") from None
         return settings
 
     def _fetch_secret(self) -> dict[str, Any]:
@@ -155,9 +179,41 @@ class Database:
             raise DatabaseConfigError(f"{SECRET_ARN_ENV} is not set")
         response = self._clients.get("secretsmanager").get_secret_value(SecretId=secret_arn)
         try:
-            return json.loads(response["SecretString"])
-        except (KeyError, ValueError):
-            raise DatabaseConfigError("the database secret is not a JSON object") from None
+            value = json.loads(response["SecretString"])
+        except (KeyError, TypeError, ValueError):
+            value = None
+        if not isinstance(value, dict):  # null, a string, a list, a number: valid JSON, not settings
+            raise DatabaseConfigError("the database secret is not a JSON object")
+        return value
+
+
+def _configured_max_age_s() -> float:
+    configured = os.environ.get(SECRET_MAX_AGE_ENV)
+    if not configured:
+        return DEFAULT_SECRET_MAX_AGE_S
+    try:
+        value = float(configured)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise DatabaseConfigError(f"{SECRET_MAX_AGE_ENV} must be a number of seconds >= 0")
+    return value
+
+
+def _open(settings: dict[str, Any]) -> Any:
+    import psycopg2
+
+    logger.info("connecting to PostgreSQL %s/%s", settings["host"], settings["dbname"])
+    return psycopg2.connect(
+        host=settings["host"],
+        port=settings["port"],
+        dbname=settings["dbname"],
+        user=settings["username"],
+        password=settings["password"],
+        connect_timeout=CONNECT_TIMEOUT_S,
+        options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        application_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", APPLICATION_NAME),
+    )
 
 
 _database: Database | None = None

@@ -3,6 +3,17 @@
 The schema is data (``SCHEMA``): creation and validation are both derived from it,
 so they cannot disagree. Tables, columns, types and keys are those the trading app
 queries. ``{"validate_only": true}`` reads the catalog and changes nothing.
+
+This is the only function that changes the schema. The others run as roles that may
+only read and write rows: ``FUNCTION_ROLES`` names, per function, the role and exactly
+the table privileges its steps use; the same transaction creates each role (NOLOGIN:
+a group role) when missing and sets its grants to exactly that. Give a function its
+own login user in the role, and put that user's credentials in the function's secret:
+
+    CREATE ROLE scanner_login LOGIN PASSWORD '...' IN ROLE makenaide_scanner;
+
+PostgreSQL 14 and older let every role create tables in schema ``public``; there, also
+run ``REVOKE CREATE ON SCHEMA public FROM PUBLIC`` (15 and later do not grant it).
 """
 
 from __future__ import annotations
@@ -19,8 +30,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""Bump when SCHEMA changes; each version is recorded once in schema_version."""
+SCHEMA_VERSION = 2
+"""Bump when SCHEMA changes; each version is recorded once in schema_version.
+2: scanner_state (the scanner no longer creates it at run time)."""
 ADVISORY_LOCK_KEY = 0x4D414B454E  # "MAKEN": two initializers never change the schema at once
 LOCK_TIMEOUT = "20s"
 """How long DDL waits for a table lock held by the trading app before the run fails (and rolls back)."""
@@ -154,6 +166,14 @@ SCHEMA: tuple[Table, ...] = (
         ("id",),
     ),
     Table(
+        "scanner_state",
+        (
+            Column("name", "text NOT NULL", _TEXT),
+            Column("last_scan_at", "timestamptz NOT NULL", "timestamp with time zone"),
+        ),
+        ("name",),
+    ),
+    Table(
         "schema_version",
         (
             Column("version", "integer NOT NULL", _INT),
@@ -169,6 +189,24 @@ INDEXES: tuple[Index, ...] = (
     Index("idx_trade_log_ticker_executed_at", "trade_log", ("ticker", "executed_at")),
     Index("idx_tickers_is_active", "tickers", ("is_active",)),
 )
+
+
+FUNCTION_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    # makenaide-scanner: reads the last scan, upserts tickers and records the scan.
+    "makenaide_scanner": {
+        "tickers": ("SELECT", "INSERT", "UPDATE"),
+        "scanner_state": ("SELECT", "INSERT", "UPDATE"),
+    },
+    # makenaide-data-collector: reads active tickers and stored history, upserts candles,
+    # deletes four-hour rows beyond its retention.
+    "makenaide_data_collector": {
+        "tickers": ("SELECT",),
+        "ohlcv": ("SELECT", "INSERT", "UPDATE"),
+        "ohlcv_4h": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    },
+}
+"""Role per function -> table -> privileges: exactly what its steps run, nothing on other tables.
+The orchestrator does not use the database; the trading app keeps its own user."""
 
 
 class Request:
@@ -323,13 +361,51 @@ def apply_schema_in(cursor: Any) -> dict[str, Any]:
         (SCHEMA_VERSION,),
     )
     version_recorded = cursor.fetchone() is not None
+    created_roles = apply_roles_in(cursor)
     return {
         "created_tables": created_tables,
         "added_columns": added_columns,
         "created_indexes": created_indexes,
         "schema_version": SCHEMA_VERSION,
         "version_recorded": version_recorded,
+        "created_roles": created_roles,
     }
+
+
+def apply_roles_in(cursor: Any) -> list[str]:
+    """Create missing function roles; set each one's grants on SCHEMA's tables to FUNCTION_ROLES exactly.
+
+    Roles belong to the whole server, not to one database: one already there is reused, also one
+    that an initializer of another database on the same server creates at the same moment.
+    """
+    from psycopg2 import errors, sql
+
+    cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(FUNCTION_ROLES),))
+    existing = {row[0] for row in cursor.fetchall()}
+    created = []
+    for role, grants in FUNCTION_ROLES.items():
+        if role not in existing:
+            cursor.execute("SAVEPOINT create_role")
+            try:
+                cursor.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            except (errors.DuplicateObject, errors.UniqueViolation):
+                cursor.execute("ROLLBACK TO SAVEPOINT create_role")  # created meanwhile elsewhere
+            else:
+                created.append(role)
+            cursor.execute("RELEASE SAVEPOINT create_role")
+        for table in SCHEMA:
+            target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA_NAME), sql.Identifier(table.name))
+            cursor.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(target, sql.Identifier(role)))
+            privileges = grants.get(table.name)
+            if privileges:
+                cursor.execute(
+                    sql.SQL("GRANT {} ON {} TO {}").format(
+                        sql.SQL(", ").join(sql.SQL(privilege) for privilege in privileges),
+                        target,
+                        sql.Identifier(role),
+                    )
+                )
+    return created
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -347,6 +423,7 @@ def apply_schema(run: RunContext) -> dict[str, Any]:
     run.metrics.add("TablesCreated", len(changes["created_tables"]))
     run.metrics.add("ColumnsAdded", len(changes["added_columns"]))
     run.metrics.add("IndexesCreated", len(changes["created_indexes"]))
+    run.metrics.add("RolesCreated", len(changes["created_roles"]))
     logger.info("schema applied", extra={"changes": changes})
     return changes
 

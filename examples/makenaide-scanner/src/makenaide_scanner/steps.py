@@ -5,7 +5,8 @@ blacklisted ones deactivated (never deleted: trade_log and ohlcv rows refer to t
 A scan within the last 24 hours makes the run a no-op unless the event says
 ``{"force": true}``.
 
-When the last scan happened is kept in a one-row ``scanner_state`` table, not derived
+When the last scan happened is kept in a one-row ``scanner_state`` table (created by
+makenaide-db-initializer, like every table: this function changes rows only), not derived
 from ``max(tickers.updated_at)``: updated_at moves only when a ticker changes, so
 after a quiet day every scheduled run would scan again, and a run that failed
 before writing could not be told from one that found nothing to change.
@@ -110,10 +111,6 @@ def check_freshness(run: RunContext) -> dict[str, Any]:
     from .db import get_database
 
     def read(cursor: Any) -> Any:
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS scanner_state"
-            " (name text PRIMARY KEY, last_scan_at timestamptz NOT NULL)"
-        )
         cursor.execute(
             "SELECT last_scan_at, extract(epoch FROM now() - last_scan_at) / 3600"
             " FROM scanner_state WHERE name = %s",
