@@ -12,7 +12,7 @@ import pytest
 
 from leanlambda.cli import main
 from leanlambda.emulator.cpu_quota import CpuQuota
-from leanlambda.emulator.runner import RunSpec, run
+from leanlambda.emulator.runner import MODE_INIT, RunSpec, run
 from leanlambda.emulator.runtime import FAKE_ACCOUNT_ID
 from leanlambda.function import load_function
 from leanlambda.interpreters import find_interpreter
@@ -483,3 +483,10 @@ def test_bad_event_json_is_a_usage_error(probe, tmp_path, capsys):
     bad.write_text("{not json")
     assert main(["invoke", str(probe), "--event", str(bad)]) == 2
     assert "is not JSON" in capsys.readouterr().err
+
+
+def test_init_only_run_times_the_handler_import_within_init(probe):
+    outcome = run(RunSpec(function=load_function(probe), mode=MODE_INIT))
+    assert outcome.ok and outcome.init_ms is not None and outcome.import_ms is not None
+    assert 0 < outcome.import_ms < outcome.init_ms
+    assert "leanlambda-import-ms" not in outcome.output and "init cgroup" in outcome.output

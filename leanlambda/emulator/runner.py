@@ -44,6 +44,7 @@ STATUS_SUCCESS = "success"
 STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
+IMPORT_MARKER = "leanlambda-import-ms:"  # written by timed_init.py
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Outcome:
     exit_status: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     invocations: list[Outcome] = field(default_factory=list)
+    import_ms: float | None = None  # MODE_INIT only: the handler module's own import, within init_ms
     python: str = ""  # 'Python 3.13.0 (/path): why this one'
     client: str = ""  # the runtime client that ran it
     cpu: str = ""  # the CPU quota, or why the CPU was not throttled
@@ -183,8 +185,11 @@ def _environment(ctx: _Run, events: list[Any], number: int, outcomes: list[Outco
         with RuntimeApi(arn, on_init_done=throttle) as api, log_path.open("wb") as log:
             env = {**ctx.env, "AWS_LAMBDA_RUNTIME_API": api.address}
             started = time.monotonic()
+            command = ctx.client.command(
+                ctx.interpreter.executable, function.handler, ctx.spec.mode == MODE_INIT
+            )
             process = subprocess.Popen(
-                ctx.client.command(ctx.interpreter.executable, function.handler),
+                command,
                 cwd=ctx.task_root,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -296,7 +301,7 @@ def _serve(
         watch.peak_kb = max(watch.peak_kb, peak_rss_kb(watch.process.pid))
         outcome = Outcome(request_id="", memory_mb=ctx.memory_mb, init_ms=init_ms)
         outcome.max_memory_mb = watch.max_memory_mb
-        outcome.output = _read(log_path, 0, None)
+        outcome.output, outcome.import_ms = _import_times(_read(log_path, 0, None))
         outcomes.append(outcome)
         return 1
     taken = 0
@@ -386,6 +391,17 @@ def _init_failure(watch: _Watch, init_ms: float) -> dict[str, Any]:
     code = watch.exit_status
     what = f"signal: {-code}" if code < 0 else f"exit status {code}"
     return {"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited during init: {what}"}
+
+
+def _import_times(output: str) -> tuple[str, float | None]:
+    """(the output without timed_init's line, the handler module's import in ms, None when not timed)."""
+    kept, found = [], None
+    for line in output.splitlines(keepends=True):
+        if line.startswith(IMPORT_MARKER):
+            found = float(line[len(IMPORT_MARKER) :])
+        else:
+            kept.append(line)
+    return "".join(kept), found
 
 
 def _read(path: Path, start: int, end: int | None) -> str:

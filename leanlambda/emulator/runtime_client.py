@@ -31,6 +31,7 @@ CACHE_DIR = Path("leanlambda") / RIC
 PIP_TIMEOUT_S = 300
 VERSION_PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 STAND_IN = Path(__file__).with_name("bootstrap.py")
+TIMED_INIT = Path(__file__).with_name("timed_init.py")
 
 
 @dataclass
@@ -53,9 +54,12 @@ class Client:
     path: Path | None
     note: str
 
-    def command(self, python: str, handler: str) -> list[str]:
+    def command(self, python: str, handler: str, time_import: bool = False) -> list[str]:
+        """`python -m awslambdaric HANDLER`; with time_import, the same bootstrap with its import timed."""
         if self.path is None:
             return [python, "-S", "-B", "-u", str(STAND_IN), handler]
+        if time_import:
+            return [python, "-S", "-B", "-u", str(TIMED_INIT), handler]
         return [python, "-S", "-B", "-u", "-m", RIC, handler]
 
 
