@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks import cpu_share
 from benchmarks.eager import make_eager, services_of
 from benchmarks.harness import LAMBDA_PRELOADED, Samples, Variant, measure, stat
 from benchmarks.upbit_replay import UpbitReplay
@@ -1146,6 +1147,7 @@ def main(argv: list[str] | None = None) -> int:
         "layer_note": layer_note, "tolerance": NOISE_TOLERANCE, "pricing_module": pricing_module,
         "load": (load_before[0], os.getloadavg()[0]),
     })
+    text += cpu_share.section(args.quick)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text, encoding="utf-8")

@@ -4,6 +4,10 @@ cgroup v2 (`cpu.max`) where the unified hierarchy has the cpu controller, else c
 `cpu.cfs_quota_us`). Needs root. The quota starts unlimited (INIT runs on a full CPU burst) and is set
 by `throttle()` when the runtime first asks for an event. `close()` kills what is left in the group and
 removes it, whatever happened to the function.
+
+On Lambda the share is the function's own; on a shared machine other processes would take part of
+it. The group therefore gets ten times a normal process's CPU weight, so the quota, not the machine's
+other work, is what holds the function back (the quota still caps it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ V2_MAX_FILE = "cpu.max"
 V1_QUOTA_FILE = "cpu.cfs_quota_us"
 V1_PERIOD_FILE = "cpu.cfs_period_us"
 V2_DEFAULT_PERIOD_US = 100_000
+V1_WEIGHT_FILE, V1_WEIGHT = "cpu.shares", 10 * 1024  # a normal process: 1024
+V2_WEIGHT_FILE, V2_WEIGHT = "cpu.weight", 10 * 100  # a normal process: 100
 MIN_QUOTA_US = 1000  # the kernel refuses a smaller CFS quota
 UNLIMITED = "max"
 REMOVE_ATTEMPTS = 50
@@ -54,6 +60,8 @@ class CpuQuota:
         quota = cls(path, version)
         try:
             quota._write_quota(None)
+            weight_file, weight = (V2_WEIGHT_FILE, V2_WEIGHT) if version == 2 else (V1_WEIGHT_FILE, V1_WEIGHT)
+            (path / weight_file).write_text(str(weight), encoding="ascii")
         except OSError as error:
             quota.close()
             return None, f"cannot set a CPU quota in {parent}: {error.strerror}"
