@@ -19,8 +19,10 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from leanlambda.emulator.cpu_quota import CpuQuota
 from leanlambda.emulator.motoserver import moto_server
@@ -96,11 +98,11 @@ def bake(out: Path, **answers: str) -> Path:
     return Path(cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(out)))
 
 
-def median(values: list[float]) -> float:
+def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def spread(values: list[float]) -> str:
+def spread(values: Sequence[float]) -> str:
     if not values:
         return "not measured"
     return f"{median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
@@ -271,7 +273,8 @@ def _create_bucket(aws: dict[str, str], region: str) -> None:
         aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=aws["AWS_SESSION_TOKEN"],
     )
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region})
+    where: Any = {"LocationConstraint": region}
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration=where)
 
 
 def section(quick: bool = False) -> str:

@@ -113,8 +113,7 @@ class RuntimeApi:
 
     @property
     def address(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{LOOPBACK}:{self._server.server_address[1]}"
 
     def __enter__(self) -> RuntimeApi:
         self._thread.start()
@@ -237,7 +236,7 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(length) if length else b""
 
         def _chunked(self) -> bytes:
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

@@ -109,8 +109,8 @@ def _ric_version(folder: Path | None = None) -> str:
     try:
         if folder is None:
             return metadata.version(RIC)
-        found = next(metadata.distributions(name=RIC, path=[str(folder)]), None)
-        return found.version if found is not None else "?"
+        found = list(metadata.distributions(name=RIC, path=[str(folder)]))
+        return found[0].version if found else "?"
     except metadata.PackageNotFoundError:
         return "?"
 
