@@ -195,7 +195,10 @@ def test_says_which_python_and_runtime_client_it_measured_with(probe, capsys):
     else:
         assert line.startswith("Python 3.13.") and "the runtime's Python (python3.13)" in line
         assert json.loads(out)["python"] == "3.13"
-    assert "awslambdaric" in client
+    if "stand-in" in client:  # offline, without awslambdaric for this Python: said, with the reason
+        assert "awslambdaric for Python" in client and "could not be installed" in client
+    else:
+        assert client.startswith("Runtime client: awslambdaric ")
 
 
 def test_context_and_environment_follow_the_template(probe, capsys):
@@ -490,3 +493,15 @@ def test_init_only_run_times_the_handler_import_within_init(probe):
     assert outcome.ok and outcome.init_ms is not None and outcome.import_ms is not None
     assert 0 < outcome.import_ms < outcome.init_ms
     assert "leanlambda-import-ms" not in outcome.output and "init cgroup" in outcome.output
+
+
+def test_without_an_awslambdaric_wheel_the_stand_in_is_named_and_nothing_is_left(tmp_path, monkeypatch):
+    from leanlambda.emulator.runtime_client import Interpreter, runtime_client
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    client = runtime_client(Interpreter("/no/python2.7", "2.7.18", "old"), tmp_path / "work")
+    assert client.path is None
+    assert client.note == (
+        "awslambdaric for Python 2.7 could not be installed: ran with leanlambda's stand-in bootstrap instead"
+    )
+    assert list((tmp_path / "leanlambda" / "awslambdaric").iterdir()) == [], "no half-installed copy"
