@@ -505,3 +505,16 @@ def test_without_an_awslambdaric_wheel_the_stand_in_is_named_and_nothing_is_left
         "awslambdaric for Python 2.7 could not be installed: ran with leanlambda's stand-in bootstrap instead"
     )
     assert list((tmp_path / "leanlambda" / "awslambdaric").iterdir()) == [], "no half-installed copy"
+
+
+def test_a_group_left_by_a_killed_toolkit_is_removed_by_the_next_run(cgroup_quota):
+    quota, _why = CpuQuota.create()
+    assert quota is not None
+    quota.close()
+    dead_pid = 4_194_304 + 1  # above Linux's highest pid: never a live process
+    orphan = quota.path.parent / f"leanlambda-{dead_pid}-0000"
+    orphan.mkdir()
+    fresh, _why = CpuQuota.create()
+    assert fresh is not None
+    fresh.close()
+    assert not orphan.exists() and not fresh.path.exists()

@@ -52,6 +52,7 @@ class CpuQuota:
         if found is None:
             return None, f"no cgroup cpu controller under {root}"
         parent, version = found
+        _remove_orphans(parent)
         path = parent / f"{NAME_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             path.mkdir()
@@ -119,6 +120,16 @@ class CpuQuota:
             (self.path / V1_QUOTA_FILE).write_text(
                 str(-1 if quota_us is None else quota_us), encoding="ascii"
             )
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Empty groups left by a toolkit process that was killed before it could remove its own."""
+    for group in parent.glob(f"{NAME_PREFIX}*"):
+        owner = group.name[len(NAME_PREFIX) :].split("-")[0]
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        with contextlib.suppress(OSError):  # not empty, or removed by another run meanwhile
+            group.rmdir()
 
 
 def _own_cgroup(controller: str | None) -> str:
