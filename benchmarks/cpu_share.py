@@ -15,7 +15,9 @@ No figure here is asserted anywhere: a shared machine's figures are reported, no
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -288,6 +290,7 @@ def section(quick: bool = False) -> str:
             f"\n## CPU share per memory size\n\nCPU not throttled ({why}): these tables need a CPU quota.\n"
         )
     quota.close()
+    started, load_before = dt.datetime.now(dt.UTC), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="leanlambda-cpu-share-") as tmp:
         work = Path(tmp)
         log(f"calibration: S3 client at {', '.join(map(str, PUBLISHED_CLIENT_MS))} MB x {runs}")
@@ -303,7 +306,10 @@ def section(quick: bool = False) -> str:
         f"Measured with `leanlambda invoke`'s runner: {sample.python}; runtime client {sample.client}; "
         f"{why}: the INIT phase runs on a full CPU, from the first `GET /next` on the process is held to "
         f"memory / {FULL_VCPU_MEMORY_MB} of one CPU (cgroup CPU quota per 100 ms period). {runs} run(s) per "
-        "cell, interleaved, each a fresh process (a cold start); medians with min-max.",
+        "cell, interleaved, each a fresh process (a cold start); medians with min-max. "
+        f"`python -m benchmarks.cpu_share{' --quick' if quick else ''}` (also the end of `make bench`), "
+        f"{started:%Y-%m-%d %H:%M} UTC, 1-minute load average {load_before:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs.",
         "",
         "### Calibration against Lambda",
         "",
