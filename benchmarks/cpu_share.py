@@ -158,6 +158,10 @@ def cpu_bound(function, runs: int) -> list[str]:
         *(f"| {memory} MB | {spread(values)} |" for memory, values in samples.items()),
         f"| ratio 128 MB / {FULL_VCPU_MEMORY_MB} MB | {ratio:.1f}x (Lambda's share: "
         f"{FULL_VCPU_MEMORY_MB / 128:.1f}x) |",
+        "",
+        "A ratio below Lambda's means the 1769 MB runs got less than a full CPU from this shared machine "
+        "(its other work still takes some, despite the group's CPU weight), so they ran slower than on "
+        "Lambda; a ratio above it, the reverse.",
     ]
 
 
