@@ -170,15 +170,10 @@ def _environment(ctx: _Run, events: list[Any], number: int, outcomes: list[Outco
     quota, why = CpuQuota.create() if ctx.spec.throttle else (None, "not asked to throttle")
     throttle = None
     if quota is not None:
-        share = cpu_share(ctx.memory_mb)
-        ctx.cpu_notes.append(
-            f"CPU quota {share:.1%} of one CPU after INIT ({why}, memory / {FULL_VCPU_MEMORY_MB} MB)"
-        )
 
         def throttle() -> None:
             quota.throttle(ctx.memory_mb)
-    else:
-        ctx.cpu_notes.append(f"CPU not throttled: {why}")
+
     log_path = ctx.workdir / f"env{number}.log"
     taken = 0
     try:
@@ -197,11 +192,7 @@ def _environment(ctx: _Run, events: list[Any], number: int, outcomes: list[Outco
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            if quota is not None:
-                try:
-                    quota.add(process.pid)
-                except OSError as error:
-                    ctx.cpu_notes.append(f"CPU not throttled: cannot join the cgroup ({error.strerror})")
+            ctx.cpu_notes.append(_join(quota, why, process.pid, ctx.memory_mb))
             api.pid = process.pid
             api.log_size = lambda: _size(log_path)
             watch = _Watch(process, api, ctx.memory_mb)
@@ -214,6 +205,18 @@ def _environment(ctx: _Run, events: list[Any], number: int, outcomes: list[Outco
         if quota is not None:
             quota.close()
     return taken
+
+
+def _join(quota: CpuQuota | None, why: str, pid: int, memory_mb: int) -> str:
+    """Put the runtime process in the run's cgroup; the one line that says what the CPU will be."""
+    if quota is None:
+        return f"CPU not throttled: {why}"
+    try:
+        quota.add(pid)
+    except OSError as error:
+        return f"CPU not throttled: cannot join the cgroup ({error.strerror})"
+    share = cpu_share(memory_mb)
+    return f"CPU quota {share:.1%} of one CPU after INIT ({why}, memory / {FULL_VCPU_MEMORY_MB} MB)"
 
 
 def _size(path: Path) -> int:
