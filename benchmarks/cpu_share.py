@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leanlambda.emulator.cpu_quota import CpuQuota
+from leanlambda.emulator.cpu_quota import PERIOD_US, CpuQuota
 from leanlambda.emulator.motoserver import moto_server
 from leanlambda.emulator.runner import Outcome, RunSpec, run
 from leanlambda.function import load_function
@@ -309,8 +309,9 @@ def section(quick: bool = False) -> str:
         "",
         f"Measured with `leanlambda invoke`'s runner: {sample.python}; runtime client {sample.client}; "
         f"{why}: the INIT phase runs on a full CPU, from the first `GET /next` on the process is held to "
-        f"memory / {FULL_VCPU_MEMORY_MB} of one CPU (cgroup CPU quota per 100 ms period). {runs} run(s) per "
-        "cell, interleaved, each a fresh process (a cold start); medians with min-max. "
+        f"memory / {FULL_VCPU_MEMORY_MB} of one CPU (cgroup CPU quota per {PERIOD_US // 1000} ms period, on "
+        f"one CPU). {runs} run(s) per cell, interleaved, each a fresh process (a cold start); "
+        "medians with min-max. "
         f"`python -m benchmarks.cpu_share{' --quick' if quick else ''}` (also the end of `make bench`), "
         f"{started:%Y-%m-%d %H:%M} UTC, 1-minute load average {load_before:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs.",

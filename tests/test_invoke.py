@@ -4,6 +4,7 @@ memory, warm invocations, isolation and moto."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -59,6 +60,7 @@ def cpu_cgroup():
 
 
 INIT_CGROUP = cpu_cgroup()
+INIT_CPUS = len(os.sched_getaffinity(0))
 print("init cgroup", INIT_CGROUP[0], flush=True)
 if os.environ.get("FAIL_INIT"):
     raise RuntimeError("no database at init")
@@ -96,7 +98,8 @@ def lambda_handler(event, context):
     if mode == "import":
         import requests  # noqa: F401 - not in the runtime: must fail as on Lambda
     if mode == "cgroup":
-        return {"init": INIT_CGROUP, "invoke": cpu_cgroup()}
+        cpus = [INIT_CPUS, len(os.sched_getaffinity(0))]
+        return {"init": INIT_CGROUP, "invoke": cpu_cgroup(), "cpus": cpus}
     if mode == "boto3":
         import boto3
 
@@ -402,6 +405,7 @@ def test_cpu_quota_is_lambdas_share_from_the_first_event_on(probe, cgroup_quota)
     assert init_quota == "-1", "INIT runs unthrottled"
     assert int(quota) == round(int(period) * 512 / FULL_VCPU_MEMORY_MB)
     assert outcome.cpu.startswith("CPU quota 28.9% of one CPU after INIT")
+    assert result["cpus"] == [os.cpu_count(), 1], "INIT may use every CPU, the invoke phase one"
     assert not Path(folder).exists(), "the cgroup is removed after the run"
 
 
