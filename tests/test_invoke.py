@@ -477,6 +477,7 @@ def test_invokes_the_default_bake(default_bake, capsys):
         (["--timeout", "901"], "--timeout must be"),
         (["--env", "NOEQUALS"], "--env expects KEY=VALUE"),
         (["--layer", "/nonexistent-layer"], "no such layer"),
+        (["--repeat", "0"], "--repeat must be"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(probe, capsys, extra, message):
