@@ -307,7 +307,9 @@ def section(quick: bool = False) -> str:
         "",
         "## CPU share per memory size",
         "",
-        f"Measured with `leanlambda invoke`'s runner: {sample.python}; runtime client {sample.client}; "
+        "Unlike the sections above (benchmarks.harness, on an unthrottled CPU), this one runs Lambda's CPU "
+        f"model. Measured with `leanlambda invoke`'s runner: {sample.python}; "
+        f"runtime client {sample.client}; "
         f"{why}: the INIT phase runs on a full CPU, from the first `GET /next` on the process is held to "
         f"memory / {FULL_VCPU_MEMORY_MB} of one CPU (cgroup CPU quota per {PERIOD_US // 1000} ms period, on "
         f"one CPU). {runs} run(s) per cell, interleaved, each a fresh process (a cold start); "
