@@ -1,11 +1,12 @@
-"""The emulated Lambda runtime: one fresh process, an init phase, then at most one invocation.
+"""leanlambda's stand-in runtime client, used only where awslambdaric cannot be had for the Python.
 
-Run as `python -I -S -u bootstrap.py CONFIG_JSON_FILE`. Standard library only, and nothing from
-leanlambda, so the function sees the interpreter Lambda would give it. Results go to the report pipe
-(fd in the config) as JSON lines, never to stdout, which belongs to the function (its logs, EMF lines,
-or any garbage it prints).
+Run as `python -S -B -u bootstrap.py module.handler` with AWS_LAMBDA_RUNTIME_API set. Standard library
+only and nothing from leanlambda. It speaks the same Runtime API as awslambdaric and answers with the
+same error documents (errorMessage, errorType, requestId, stackTrace), so the runner treats both alike.
 """
 
+import http.client
+import importlib
 import json
 import logging
 import os
@@ -13,46 +14,44 @@ import sys
 import time
 import traceback
 
-INIT_EVENT = "init"
-INVOKE_EVENT = "invoke"
+API = "/2018-06-01/runtime"
 TEXT_LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
+_REQUEST_ID = ""
 
 
 class LambdaContext:
     """The attributes and method Lambda's Python runtime gives a handler's `context`."""
 
-    def __init__(self, config, deadline):
-        self.function_name = config["function_name"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = config["function_arn"]
-        self.memory_limit_in_mb = str(config["memory_mb"])  # a str on Lambda too
-        self.aws_request_id = config["request_id"]
-        self.log_group_name = config["log_group_name"]
-        self.log_stream_name = config["log_stream_name"]
-        self.identity = None
-        self.client_context = None
-        self._deadline = deadline
+    def __init__(self, headers):
+        env = os.environ
+        self.aws_request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")  # a str on Lambda too
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.client_context = _json_header(headers, "Lambda-Runtime-Client-Context")
+        self.identity = _json_header(headers, "Lambda-Runtime-Cognito-Identity")
+        self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms"))
 
     def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def _json_header(headers, name):
+    value = headers.get(name)
+    return json.loads(value) if value else None
 
 
 class _RequestIdFilter(logging.Filter):
-    def __init__(self, request_id):
-        super().__init__()
-        self.request_id = request_id
-
     def filter(self, record):
-        record.aws_request_id = self.request_id
+        record.aws_request_id = _REQUEST_ID
         return True
 
 
 class _JsonFormatter(logging.Formatter):
     """The shape of Lambda's JSON application logs (LoggingConfig LogFormat: JSON)."""
-
-    def __init__(self, request_id):
-        super().__init__()
-        self.request_id = request_id
 
     def format(self, record):
         entry = {
@@ -61,7 +60,7 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "message": record.getMessage(),
             "logger": record.name,
-            "requestId": self.request_id,
+            "requestId": _REQUEST_ID,
         }
         if record.exc_info:
             entry["errorType"] = record.exc_info[0].__name__
@@ -70,13 +69,12 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def _configure_logging(config):
-    """Install the root handler Lambda's runtime installs, in the configured format and level."""
+def _configure_logging():
     handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(_RequestIdFilter(config["request_id"]))
+    handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
-    if config["log_format"] == "JSON":
-        handler.setFormatter(_JsonFormatter(config["request_id"]))
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON":
+        handler.setFormatter(_JsonFormatter())
         root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper())
     else:
         formatter = logging.Formatter(TEXT_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
@@ -85,102 +83,74 @@ def _configure_logging(config):
     root.addHandler(handler)
 
 
-def _error(error_type, message, exc=None):
-    error = {"errorType": error_type, "errorMessage": message}
-    if exc is not None:  # the function's frames only, like Lambda's stackTrace
+def _call(method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    connection.request(method, API + path, body, headers or {})
+    response = connection.getresponse()
+    return response.read(), dict(response.getheaders())
+
+
+def _error(message, error_type, exc=None, request_id=""):
+    trace = []
+    if exc is not None:  # the function's frames only, as awslambdaric trims its own
         frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename != __file__]
-        error["stackTrace"] = traceback.format_list(frames)
-    return error
+        trace = traceback.format_list(frames)
+    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": trace}
 
 
-def peak_rss_kb():
-    """This process's own peak RSS (VmHWM). ru_maxrss would include the parent's peak on Linux."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KB elsewhere
+def _post_error(path, error):
+    _call(
+        "POST", path, json.dumps(error).encode(), {"Lambda-Runtime-Function-Error-Type": error["errorType"]}
+    )
 
 
-class _Reporter:
-    def __init__(self, fd):
-        self._stream = os.fdopen(fd, "w", encoding="utf-8", closefd=True)
-
-    def send(self, **message):
-        message["peak_rss_kb"] = peak_rss_kb()
-        self._stream.write(json.dumps(message, default=str) + "\n")
-        self._stream.flush()
-
-
-def _init(config):
-    """Import the handler's module (the init phase); return (handler or None, ms, error or None)."""
-    import importlib
-
-    module_name = config["module"]
-    started = time.perf_counter()
+def _load(handler_name):
+    module_name, _, attr = handler_name.rpartition(".")
     try:
         module = importlib.import_module(module_name)
-    except SystemExit as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        return None, elapsed, _error("Runtime.ExitError", f"Runtime exited during init: {exc.code!r}")
+    except ImportError as exc:
+        return None, _error(f"Unable to import module '{module_name}': {exc}", "Runtime.ImportModuleError")
+    except SyntaxError as exc:
+        return None, _error(f"Syntax error in module '{module_name}': {exc}", "Runtime.UserCodeSyntaxError")
     except Exception as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        message = f"Unable to import module '{module_name}': {exc}"
-        return None, elapsed, _error("Runtime.ImportModuleError", message, exc)
-    elapsed = (time.perf_counter() - started) * 1000
-    handler = getattr(module, config["handler_attr"], None)
-    if not callable(handler):
-        message = f"Handler '{config['handler_attr']}' missing on module '{module_name}'"
-        return None, elapsed, _error("Runtime.HandlerNotFound", message)
-    return handler, elapsed, None
+        return None, _error(str(exc), type(exc).__name__, exc)
+    handler = getattr(module, attr, None)
+    if handler is None:
+        return None, _error(f"Handler '{attr}' missing on module '{module_name}'", "Runtime.HandlerNotFound")
+    return handler, None
 
 
-def _invoke(handler, event, config):
-    """Call the handler once; return (result JSON text or None, ms, error or None)."""
-    started_monotonic = time.monotonic()
-    context = LambdaContext(config, started_monotonic + config["timeout_s"])
-    started = time.perf_counter()
+def _invoke(handler, body, headers):
+    request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
     try:
-        result = handler(event, context)
-    except SystemExit as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        code = exc.code if isinstance(exc.code, int) else 1
-        message = f"RequestId: {config['request_id']} Error: Runtime exited with error: exit status {code}"
-        return None, elapsed, _error("Runtime.ExitError", message)
+        result = handler(json.loads(body), LambdaContext(headers))
     except Exception as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        return None, elapsed, _error(type(exc).__name__, str(exc), exc)
-    elapsed = (time.perf_counter() - started) * 1000
+        return None, _error(str(exc), type(exc).__name__, exc, request_id)
     try:
-        return json.dumps(result), elapsed, None
+        return json.dumps(result).encode(), None
     except (TypeError, ValueError) as exc:
-        return None, elapsed, _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+        return None, _error(f"Unable to marshal response: {exc}", "Runtime.MarshalError", None, request_id)
 
 
 def main():
-    with open(sys.argv[1], encoding="utf-8") as handle:
-        config = json.load(handle)
-    here = os.path.dirname(os.path.abspath(__file__))
-    interpreter = [p for p in sys.path if p and p != here and "site-packages" not in p]
-    sys.path[:] = config["path_before"] + interpreter + config["path_after"]
-    reporter = _Reporter(config["report_fd"])
-    _configure_logging(config)
-    handler, init_ms, error = _init(config)
-    reporter.send(event=INIT_EVENT, duration_ms=init_ms, error=error)
-    if error is not None or config["mode"] != INVOKE_EVENT:
-        return
-    with open(config["event_file"], encoding="utf-8") as handle:
-        event = json.load(handle)
-    result, duration_ms, error = _invoke(handler, event, config)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    reporter.send(event=INVOKE_EVENT, duration_ms=duration_ms, result=result, error=error)
+    global _REQUEST_ID
+    sys.path[:] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
+    _configure_logging()
+    handler, error = _load(sys.argv[1])
+    if error is not None:
+        print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", flush=True)
+        _post_error("/init/error", error)
+        sys.exit(1)
+    while True:
+        body, headers = _call("GET", "/invocation/next")
+        _REQUEST_ID = headers.get("Lambda-Runtime-Aws-Request-Id")
+        os.environ["_X_AMZN_TRACE_ID"] = headers.get("Lambda-Runtime-Trace-Id", "")
+        result, error = _invoke(handler, body, headers)
+        if error is not None:
+            print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", flush=True)
+            _post_error(f"/invocation/{_REQUEST_ID}/error", error)
+        else:
+            _call("POST", f"/invocation/{_REQUEST_ID}/response", result)
 
 
 if __name__ == "__main__":

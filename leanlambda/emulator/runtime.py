@@ -1,21 +1,20 @@
 """What a Lambda Python runtime puts on sys.path and in the environment, rebuilt locally.
 
-Only the packages the managed runtime ships (boto3 and its dependencies) are visible besides the
-function's own code and its layers, so a dependency missing from the layer fails here as on Lambda.
+Only the packages the managed runtime ships (boto3 and its dependencies, limits.RUNTIME_PROVIDED_MODULES)
+are visible besides the function's own code and its layers, so a dependency missing from the layer
+fails here as on Lambda.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 import zipfile
 from pathlib import Path
 
 from leanlambda.errors import UsageError
+from leanlambda.limits import RUNTIME_PROVIDED_MODULES
 
-# The managed Python runtime's bundled packages (boto3 and what it needs), nothing else.
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 LAYER_PYTHON_DIR = "python"
 FAKE_ACCOUNT_ID = "123456789012"
 PASSTHROUGH_PREFIXES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
@@ -24,7 +23,7 @@ PASSTHROUGH_PREFIXES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSI
 def build_runtime_dir(target: Path) -> Path:
     """A folder of symlinks to the toolkit env's copies of the runtime-provided packages."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_PROVIDED:
+    for name in RUNTIME_PROVIDED_MODULES:
         spec = importlib.util.find_spec(name)
         if spec is None:
             continue
@@ -41,14 +40,14 @@ def build_runtime_dir(target: Path) -> Path:
     return target
 
 
-def layer_paths(layers: list[Path], extract_root: Path) -> list[str]:
+def layer_paths(layers: list[Path], extract_root: Path, python_minor: str) -> list[str]:
     """sys.path entries for each layer (a folder or a zip), as Lambda mounts them under /opt.
 
     Lambda puts /opt/python/lib/pythonX.Y/site-packages and /opt/python on the path; a zip is
     extracted first. A layer folder without a python/ subfolder is used as is (already the python/ dir).
     """
     paths: list[str] = []
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    version = f"python{python_minor}"
     for index, layer in enumerate(layers):
         layer = Path(layer)
         if layer.is_file() and zipfile.is_zipfile(layer):
