@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from leanlambda.emulator.runtime_client import choose_interpreter
 from leanlambda.limits import RUNTIME_SDK_DISTRIBUTIONS
 
 REQUIREMENTS_FILE = "requirements.txt"
@@ -32,9 +33,9 @@ def requirements_file(code_dir: Path, root: Path) -> Path | None:
     return None
 
 
-def _runner_python() -> str:
-    """The Python version the measured runs use: wheels must be built for it to import."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
+def _runner_python(runtime: str) -> str:
+    """The Python version the measured runs use (the runtime's where it is here): wheels must match it."""
+    return choose_interpreter(runtime).minor
 
 
 def _wanted(requirements: Path) -> list[str]:
@@ -56,12 +57,12 @@ def _wanted(requirements: Path) -> list[str]:
 NOTHING_TO_INSTALL = "requirements.txt: nothing beyond the runtime's SDK"
 
 
-def install_requirements(requirements: Path, architecture: str) -> tuple[Path | None, str]:
+def install_requirements(requirements: Path, architecture: str, runtime: str) -> tuple[Path | None, str]:
     """(site folder, note) or (None, why not); each distinct requirement set is installed once."""
     wanted = _wanted(requirements)
     if not wanted:
         return None, NOTHING_TO_INSTALL
-    return _install(tuple(wanted), PLATFORMS.get(architecture, PLATFORMS["x86_64"]), _runner_python())
+    return _install(tuple(wanted), PLATFORMS.get(architecture, PLATFORMS["x86_64"]), _runner_python(runtime))
 
 
 @functools.lru_cache(maxsize=16)

@@ -92,7 +92,7 @@ def _template_layer(ctx: ReviewContext, layer: object, setup: Setup) -> bool:
     requirements = folder / "requirements.txt"
     if not requirements.is_file() or not ctx.options.install_requirements:
         return False
-    site, note = install_requirements(requirements, ctx.function.architecture)
+    site, note = install_requirements(requirements, ctx.function.architecture, ctx.function.runtime)
     if site is None:
         setup.lacks.append(f"the layer {layer['Ref']}: {note}")
         return True
@@ -115,7 +115,7 @@ def setup_for(ctx: ReviewContext) -> Setup:
     _layers(ctx, setup)
     requirements = requirements_file(ctx.function.src, ctx.function.root)
     if requirements is not None and ctx.options.install_requirements:
-        site, note = install_requirements(requirements, ctx.function.architecture)
+        site, note = install_requirements(requirements, ctx.function.architecture, ctx.function.runtime)
         if site is not None:
             setup.paths.append(site)
         (setup.notes if site is not None or note == NOTHING_TO_INSTALL else setup.lacks).append(note)
