@@ -122,7 +122,7 @@ def test_description_rejects(text):
 @pytest.mark.parametrize(
     ("call", "good", "bad"),
     [
-        (pre.validate_runtime, ["python3.11", "python3.12", "python3.13"], ["python3.9", "python", ""]),
+        (pre.validate_runtime, ["python3.13", "python3.14", "python3.12"], ["python3.9", "python", ""]),
         (pre.validate_architecture, ["x86_64", "arm64"], ["amd64", "ARM64"]),
         (pre.validate_metrics_backend, ["emf", "put_metric_data"], ["statsd", "EMF"]),
     ],
@@ -132,6 +132,21 @@ def test_choices(call, good, bad):
         assert call(value) == value
     for value in bad:
         assert "one of" in rejected(call, value).allowed
+
+
+@pytest.mark.parametrize("runtime", ["python3.11", "python3.10", "python3.9"])
+def test_a_deprecated_runtime_is_refused_naming_what_to_choose(runtime):
+    line = rejected(pre.validate_runtime, runtime).line()
+    assert "deprecated on Lambda" in line and "python3.13, python3.14, python3.12" in line
+    assert "\n" not in line
+
+
+def test_the_hooks_runtimes_are_the_toolkits():
+    from leanlambda import limits
+
+    assert tuple(limits.RUNTIME_PYTHONS) == pre.RUNTIMES
+    assert pre.RUNTIMES[0] == limits.DEFAULT_RUNTIME
+    assert pre.DEPRECATED_RUNTIMES == limits.DEPRECATED_RUNTIMES
 
 
 @pytest.mark.parametrize(("value", "expected"), [("128", 128), ("10240", 10240), (512, 512), ("1769", 1769)])

@@ -75,7 +75,7 @@ Resources:
     Properties:
       CodeUri: src/
       Handler: probe.handler.lambda_handler
-      Runtime: python3.11
+      Runtime: python3.13
       Architectures: [arm64]
       MemorySize: 512
       Timeout: 2

@@ -26,12 +26,14 @@ from leanlambda.layer.install import Dist, runtime_provided_to_drop
 from leanlambda.layer.slim import load_segments, loaded_image, slim, strip_symbol_tables
 from leanlambda.layer.target import host_arch
 from leanlambda.layer.verify import find_interpreter
+from leanlambda.limits import DEFAULT_RUNTIME, python_of
 from leanlambda.ziputil import write_deterministic_zip
 
 REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
 TINY_LIMIT_MB = "0.01"
-HERE = f"{sys.version_info.major}.{sys.version_info.minor}"  # build for this Python, so the proof can run
-HERE_RUNTIME = f"python{HERE}"
+HERE_RUNTIME = DEFAULT_RUNTIME  # build for the default runtime; the proof runs under its Python
+HERE = python_of(HERE_RUNTIME)
+RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"  # the Python running the tests
 SMOKE = (
     "import simplejson; assert simplejson.loads('[1, 2]') == [1, 2]",
     "import attr; assert attr.__version__",
@@ -40,6 +42,8 @@ SMOKE = (
 
 @pytest.fixture(scope="session")
 def layer_source(tmp_path_factory) -> Path:
+    if find_interpreter(HERE) is None:
+        pytest.skip(f"no Python {HERE} here (the {HERE_RUNTIME} runtime's) to prove the layer imports")
     source = tmp_path_factory.mktemp("src") / "small-layer"
     source.mkdir()
     (source / "requirements.txt").write_text(REQUIREMENTS)
@@ -106,7 +110,7 @@ def test_runtime_provided_packages_are_left_out(built):
 
 
 def test_drop_rule_keeps_shared_dependencies():
-    target = Target.parse("python3.11", "x86_64")
+    target = Target.parse("python3.12", "x86_64")
     dists = [
         Dist("pandas", "2.2", ["python-dateutil>=2.8", "numpy"], requested=True),
         Dist("numpy", "2.0"),
@@ -122,7 +126,7 @@ def test_drop_rule_keeps_shared_dependencies():
 
 
 def test_keep_runtime_provided_keeps_boto3_too():
-    target = Target.parse("python3.11", "x86_64")
+    target = Target.parse("python3.12", "x86_64")
     dists = [Dist("boto3", "1.0", ["botocore"], requested=True), Dist("botocore", "1.0")]
     assert runtime_provided_to_drop(dists, target) == {"boto3", "botocore"}
 
@@ -415,7 +419,7 @@ def test_no_proof_without_the_target_python(built, monkeypatch):
 
 
 def test_find_interpreter_checks_the_version():
-    assert find_interpreter(HERE) is not None  # at least the running one
+    assert find_interpreter(RUNNING) is not None  # at least the running one
     assert find_interpreter("2.99") is None
 
 
@@ -497,7 +501,7 @@ def test_example_settings():
     settings = load_settings(EXAMPLE)
     assert (settings.name, settings.target.runtime, settings.target.arch) == (
         "makenaide-core-layer",
-        "python3.11",
+        "python3.13",
         "x86_64",
     )
     lines = settings.requirements.read_text().splitlines()
@@ -515,10 +519,12 @@ def test_example_settings():
         assert wanted in smoke
 
 
-def test_python311_never_gets_wheels_newer_than_amazon_linux_2():
-    tags = Target.parse("python3.11", "x86_64").platform_tags()
-    assert "manylinux_2_26_x86_64" in tags and "manylinux2014_x86_64" in tags
-    assert "manylinux_2_28_x86_64" not in tags
+def test_no_wheel_newer_than_the_runtimes_glibc_and_no_deprecated_runtime():
+    tags = Target.parse("python3.13", "x86_64").platform_tags()
+    assert "manylinux_2_34_x86_64" in tags and "manylinux2014_x86_64" in tags
+    assert "manylinux_2_35_x86_64" not in tags
+    with pytest.raises(UsageError, match=r"python3\.11"):
+        Target.parse("python3.11", "x86_64")
     assert "manylinux_2_34_aarch64" in Target.parse("python3.12", "arm64").platform_tags()
 
 
@@ -549,7 +555,7 @@ def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
     resources = transform(parsed, {}, NoManagedPolicies())["Resources"]
     (version,) = [res for res in resources.values() if res["Type"] == "AWS::Lambda::LayerVersion"]
     assert version["DeletionPolicy"] == "Retain"
-    assert version["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    assert version["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert version["Properties"]["CompatibleArchitectures"] == ["x86_64"]
 
 
@@ -584,20 +590,20 @@ def test_bytecode_is_compiled_for_the_runtime_reproducibly_and_used(tmp_path):
         site = tmp_path / attempt / "python"
         (site / "pkg").mkdir(parents=True)
         (site / "pkg" / "__init__.py").write_text("def answer():\n    return 42\n")
-        compile_tree(site, "3.11", LAYER_PYTHON_ROOT)
+        compile_tree(site, RUNNING, LAYER_PYTHON_ROOT)
         digests.append(
             write_deterministic_zip(site.parent, tmp_path / f"{attempt}.zip", keep_bytecode=True)[1]
         )
     assert digests[0] == digests[1]
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
-        assert "python/pkg/__pycache__/__init__.cpython-311.pyc" in archive.namelist()
+        assert f"python/pkg/__pycache__/__init__.cpython-{RUNNING.replace('.', '')}.pyc" in archive.namelist()
     # Unchecked bytecode is used even when the source no longer matches it, as after unzipping.
     (tmp_path / "a" / "python" / "pkg" / "__init__.py").write_text(
         "raise SystemExit('source was compiled')\n"
     )
     probe = "import sys; sys.path.insert(0, sys.argv[1]); import pkg; print(pkg.answer())"
     result = subprocess.run(
-        ["python3.11", "-I", "-B", "-c", probe, str(tmp_path / "a" / "python")],
+        [sys.executable, "-I", "-B", "-c", probe, str(tmp_path / "a" / "python")],
         capture_output=True,
         text=True,
     )

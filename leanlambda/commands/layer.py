@@ -7,7 +7,7 @@ from pathlib import Path
 
 from leanlambda.errors import UsageError
 from leanlambda.layer import Limits, build_layer, check_build, load_settings, report_lines
-from leanlambda.layer.target import ARCH_MACHINE, RUNTIME_GLIBC
+from leanlambda.layer.target import ARCH_MACHINE, DEFAULT_RUNTIME, RUNTIME_GLIBC
 from leanlambda.limits import MIB, UNZIPPED_LIMIT_BYTES, ZIPPED_LIMIT_BYTES
 
 DESCRIPTION = """\
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="directory holding requirements.txt (and optionally layer.toml)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: LAYER_DIR/build)")
     parser.add_argument("--runtime", choices=sorted(RUNTIME_GLIBC),
-                        help="Lambda runtime (default: layer.toml, else python3.11)")
+                        help=f"Lambda runtime (default: layer.toml, else {DEFAULT_RUNTIME})")
     parser.add_argument("--arch", choices=sorted(ARCH_MACHINE),
                         help="Lambda architecture (default: layer.toml, else x86_64)")
     parser.add_argument("--keep-runtime-provided", action="store_true",
