@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks import sam_artifact
 from benchmarks.eager import make_eager, services_of
 from benchmarks.harness import LAMBDA_PRELOADED, Samples, Variant, measure, stat
 from benchmarks.upbit_replay import UpbitReplay
@@ -1146,6 +1147,7 @@ def main(argv: list[str] | None = None) -> int:
         "layer_note": layer_note, "tolerance": NOISE_TOLERANCE, "pricing_module": pricing_module,
         "load": (load_before[0], os.getloadavg()[0]),
     })
+    text += "\n" + sam_artifact.section(runs)  # the artifact `sam build` deploys, under the runtime's Python
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text, encoding="utf-8")

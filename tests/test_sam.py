@@ -225,6 +225,7 @@ def _deploy_to_moto(packaged: dict, env: dict[str, str], stack: str, parameters:
     }
     lam = _client("lambda", env)
     return {
+        "lambda": lam,
         "translated": translated,
         "functions": {
             logical: lam.get_function(FunctionName=name)["Configuration"]
@@ -251,9 +252,20 @@ def _assert_deployed_as_written(
             value = parameters.get(name, packaged["Parameters"][name].get("Default"))
         assert str(variables[key]) == str(value), key
     # moto's CloudFormation drops a function's Layers when it creates it: the deployed (translated)
-    # template must name the layers the template gives.
+    # template's are resolved instead, to the ARN passed in or a layer version the stack created.
     layers = deployed["translated"]["Resources"][logical]["Properties"]["Layers"]
-    assert layers == written.get("Layers", globals_.get("Layers")), logical
+    assert len(layers) == len(written.get("Layers", globals_.get("Layers"))), logical
+    for layer in layers:
+        if layer["Ref"] in parameters:
+            assert parameters[layer["Ref"]].startswith(f"arn:aws:lambda:{REGION}:"), layer
+        else:
+            assert _stack_layer(deployed, layer["Ref"]), layer
+
+
+def _stack_layer(deployed: dict, logical: str) -> dict | None:
+    """The layer the stack created for resource ``logical`` (moto names it <stack>-<logical id>-...)."""
+    layers = deployed["lambda"].list_layers()["Layers"]
+    return next((layer for layer in layers if f"-{logical}-" in layer["LayerName"]), None)
 
 
 @pytest.mark.parametrize(("label", "answers"), [("default", {}), ("full-options", FULL_OPTIONS)])
@@ -325,10 +337,10 @@ def test_the_examples_stack_ships_its_packages_and_its_layer(moto_env, tmp_path,
     deployed = _deploy_to_moto(packaged, moto_env, "sam-examples", parameters)
     for logical in functions:
         _assert_deployed_as_written(deployed, packaged, logical, parameters)
-    versions = _client("lambda", moto_env).list_layer_versions(LayerName="makenaide-core-layer")[
-        "LayerVersions"
-    ]
-    assert versions and runtime in versions[0]["CompatibleRuntimes"]
+    translated = deployed["translated"]["Resources"]
+    (layer_logical,) = [name for name, r in translated.items() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    created = _stack_layer(deployed, layer_logical)
+    assert created and runtime in created["LatestMatchingVersion"]["CompatibleRuntimes"]
 
 
 def test_a_plain_cookiecutter_bake_reaches_its_tools(tmp_path):
@@ -352,3 +364,17 @@ def test_a_plain_cookiecutter_bake_reaches_its_tools(tmp_path):
     assert not [
         line for line in staged.splitlines() if ".venv" in line or "build/" in line or "__pycache__" in line
     ]
+
+
+def test_the_benchmark_measures_the_deployed_artifact_under_the_runtimes_python():
+    from benchmarks.sam_artifact import section
+
+    version = python_of(json.loads((REPO_ROOT / "cookiecutter.json").read_text())["runtime"][0])
+    text = section(runs=1)
+    assert text.startswith("## The deployed artifact (`sam build`)")
+    if find_interpreter(version) is None:
+        assert f"Not measured: no Python {version} here" in text
+        return
+    rows = [line for line in text.splitlines() if line.startswith("| deployed artifact")]
+    assert len(rows) == 1 and rows[0].count("|") == 6
+    assert f"bytecode for Python {version}" in text and "over the floor" in text
