@@ -380,3 +380,33 @@ def test_hooks_read_answers_through_single_quoted_raw_strings():
         for line in text.splitlines():
             if "| tojson }}" in line:
                 assert "json.loads(r'{{ cookiecutter." in line, line
+
+
+def test_the_toolkit_comes_from_where_the_template_came_from(tmp_path):
+    repo = tmp_path / "leanlambda"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text("[project]\nname = 'leanlambda'\n")
+    assert (
+        post.toolkit_requirement("gh:someone/leanlambda") == "git+https://github.com/someone/leanlambda.git"
+    )
+    assert post.toolkit_requirement("https://example.org/x/leanlambda.git", "v1") == (
+        "git+https://example.org/x/leanlambda.git@v1"
+    )
+    assert post.toolkit_requirement(str(repo)) == str(repo)
+    assert post.toolkit_requirement("leanlambda", None, str(tmp_path)) == str(
+        repo
+    )  # `cookiecutter leanlambda`
+    assert post.toolkit_requirement("../leanlambda", None, str(tmp_path / "elsewhere")) == str(repo)
+    assert post.toolkit_requirement("leanlambda", None, None) == ""  # relative, and no idea to what
+    bundled = tmp_path / "site-packages" / "leanlambda" / "_template"
+    bundled.mkdir(parents=True)
+    assert post.toolkit_requirement(str(bundled)) == ""  # a wheel's copy of the template is not installable
+
+
+def test_the_post_hook_completes_requirements_toolkit(tmp_path):
+    (tmp_path / post.TOOLKIT_FILE).write_text("# header\n")
+    post.write_toolkit_requirement(tmp_path, "/src/leanlambda")
+    assert (tmp_path / post.TOOLKIT_FILE).read_text() == "# header\n/src/leanlambda\n"
+    (tmp_path / post.TOOLKIT_FILE).write_text("# header\n")
+    post.write_toolkit_requirement(tmp_path, "")
+    assert (tmp_path / post.TOOLKIT_FILE).read_text().splitlines()[1].startswith("# (the template's location")
