@@ -545,7 +545,8 @@ def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     parsed = yaml_parse(template.read_text())
     layer = parsed["Resources"]["MakenaideCoreLayer"]
-    assert layer["Properties"]["ContentUri"] == "build/makenaide-core-layer.zip"
+    assert layer["Properties"]["ContentUri"] == "."  # sam build runs the folder's Makefile (leanlambda layer)
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     layer["Properties"]["ContentUri"] = "s3://bucket/makenaide-core-layer.zip"  # what `sam package` does
 
     class NoManagedPolicies:
