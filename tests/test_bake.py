@@ -255,7 +255,13 @@ def test_cruft_skip_lists_the_user_owned_files(baked):
     project = baked("defaults")
     settings = tomllib.loads((project / "pyproject.toml").read_text())
     skip = settings["tool"]["cruft"]["skip"]
-    assert skip == ["src/my_function/steps.py", "tests/test_steps.py", "events/", "template.yaml"]
+    assert skip == [
+        "src/my_function/steps.py",
+        "tests/test_steps.py",
+        "events/",
+        "template.yaml",
+        "requirements-toolkit.txt",
+    ]
     for entry in skip:
         assert (project / entry).exists(), entry
 
