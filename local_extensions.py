@@ -14,11 +14,14 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from cookiecutter.config import BUILTIN_ABBREVIATIONS
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.repository import expand_abbreviations, is_repo_url
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-PRE_GEN_HOOK = Path(__file__).resolve().parent / "hooks" / "pre_gen_project.py"
+TEMPLATE_ROOT = Path(__file__).resolve().parent
+PRE_GEN_HOOK = TEMPLATE_ROOT / "hooks" / "pre_gen_project.py"
 
 
 def _pre_gen_hook() -> ModuleType:
@@ -40,9 +43,25 @@ def lambda_function_name(value: object) -> object:
     return value
 
 
+def toolkit_requirement(template: object, checkout: object = None) -> str:
+    """What pip installs the leanlambda toolkit from: the template this function is baked from.
+
+    A git template (``gh:owner/repo``, a URL) gives ``git+URL[@checkout]``; a local one its folder, made
+    absolute here (cookiecutter records the path as typed, cruft an absolute one). A template without
+    the toolkit's project files beside it (the copy inside an installed wheel) gives "".
+    """
+    text = str(template or "")
+    url = expand_abbreviations(text, BUILTIN_ABBREVIATIONS)
+    if is_repo_url(url):
+        return f"git+{url.removeprefix('git+')}" + (f"@{checkout}" if checkout else "")
+    folder = Path(text) if text and Path(text).is_absolute() else TEMPLATE_ROOT
+    return str(folder) if (folder / "pyproject.toml").is_file() else ""
+
+
 class FunctionNameExtension(Extension):
-    """Adds the ``lambda_function_name`` filter."""
+    """Adds the ``lambda_function_name`` and ``toolkit_requirement`` filters."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["lambda_function_name"] = lambda_function_name
+        environment.filters["toolkit_requirement"] = toolkit_requirement

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import cpu_share
+from benchmarks import cpu_share, sam_artifact
 from benchmarks.document import Run, render
 from benchmarks.fixtures import REGION, ROOT, Moto, Postgres, ensure_bucket
 from benchmarks.harness import log, measure
@@ -57,7 +57,7 @@ class SectionContext:
     report: Report
 
 
-EXTRA_SECTIONS: tuple[Callable[[SectionContext], str], ...] = (cpu_share.markdown,)
+EXTRA_SECTIONS: tuple[Callable[[SectionContext], str], ...] = (sam_artifact.markdown, cpu_share.markdown)
 """Sections of their own, printed after the layer section in this order (see the module's docstring)."""
 
 

@@ -26,7 +26,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-RUNTIMES = ("python3.11", "python3.12", "python3.13")
+RUNTIMES = ("python3.13", "python3.14", "python3.12")
+# Lambda no longer patches these (then blocks creating and updating functions): an old answer, e.g.
+# from `cruft update` of a function baked before, is told what to choose instead.
+DEPRECATED_RUNTIMES = {"python3.11": "2026-06-30", "python3.10": "2026-06-30", "python3.9": "2025-12-15"}
 ARCHITECTURES = ("x86_64", "arm64")
 METRICS_BACKENDS = ("emf", "put_metric_data")
 MEMORY_MIN_MB, MEMORY_MAX_MB = 128, 10_240
@@ -245,6 +248,14 @@ def validate_choice(field: str, value: Any, choices: Iterable[str]) -> str:
 
 
 def validate_runtime(value: Any) -> str:
+    if value in DEPRECATED_RUNTIMES:
+        raise InvalidAnswer(
+            "runtime",
+            value,
+            f"deprecated on Lambda since {DEPRECATED_RUNTIMES[value]}; set runtime to one of "
+            + ", ".join(RUNTIMES)
+            + " (in .cookiecutter.json for cruft update)",
+        )
     return validate_choice("runtime", value, RUNTIMES)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from leanlambda.errors import UsageError
 from leanlambda.interpreters import find_interpreter
+from leanlambda.limits import python_of
 
 FUNCTION_ROOT = "/var/task"
 LAYER_PYTHON_ROOT = "/opt/python"
@@ -32,3 +33,17 @@ def compile_tree(tree: Path, python_version: str, lambda_root: str) -> None:
     if result.returncode != 0:
         output = (result.stdout or result.stderr).strip().splitlines()
         raise UsageError(f"compiling for Python {python_version} failed: {output[-1] if output else '?'}")
+
+
+def runtime_python(runtime: str) -> str | None:
+    """The interpreter of ``runtime``'s exact Python here (e.g. a pyenv 3.13 for python3.13), or None."""
+    return find_interpreter(python_of(runtime))
+
+
+def source_only_note(runtime: str) -> str:
+    """The one line a source-only build prints: which interpreter would give it bytecode."""
+    version = python_of(runtime)
+    return (
+        f"bytecode: none (no Python {version} here, the {runtime} runtime's); install one "
+        f"(e.g. `pyenv install {version}`) to ship bytecode and skip compiling at every cold start"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from leanlambda.minify import READS_ANNOTATIONS, READS_DOCSTRINGS, minify, reade
 from leanlambda.source_tree import collect, read_python
 from leanlambda.ziputil import write_deterministic_zip
 
-PACKAGE_BUDGET_KB = 10  # DESIGN section 4: the deployment zip of a lean function
+PACKAGE_BUDGET_KB = 10  # the deployment zip of a lean function, source only
+# With bytecode the zip holds each module twice (minified source for tracebacks, and its .pyc): the
+# default bake is about 23 KB and the full-options bake about 33 KB, so 64 KB leaves room for steps.
+BYTECODE_BUDGET_KB = 64
 BUILD_DIR = "build"
 FUNCTION_NAME_RE = re.compile(FUNCTION_NAME_PATTERN)
 
@@ -103,3 +107,29 @@ def build_package(
             compile_tree(stage, function.runtime.removeprefix("python"), FUNCTION_ROOT)
         size, digest = write_deterministic_zip(stage, out_path, include_dirs=False, keep_bytecode=bytecode)
     return PackageResult(path=out_path, size=size, sha256=digest, notes=tuple(notes))
+
+
+def budget_kb(bytecode: bool) -> float:
+    """The package budget: its own for a bytecode build, which ships every module twice."""
+    return BYTECODE_BUDGET_KB if bytecode else PACKAGE_BUDGET_KB
+
+
+def write_artifacts(function: FunctionDir, directory: Path, bytecode: bool = False) -> PackageResult:
+    """Write exactly the files of the package zip into ``directory`` (new or empty), for a builder
+    such as ``sam build`` that zips a folder itself; returns the zip's path, size and sha256.
+
+    The zip is built first and then extracted, so the folder holds the zip's files byte for byte,
+    and a failed build leaves the folder as it was.
+    """
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise UsageError(f"--artifacts-dir must be a new or empty folder: {directory}")
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="leanlambda-artifacts-", dir=directory.parent) as scratch:
+        result = build_package(function, Path(scratch) / safe_zip_name(function.name), bytecode=bytecode)
+        unpacked = Path(scratch) / "files"
+        with zipfile.ZipFile(result.path) as archive:
+            archive.extractall(unpacked)
+        for entry in sorted(unpacked.iterdir()):
+            entry.rename(directory / entry.name)
+        return PackageResult(path=directory, size=result.size, sha256=result.sha256, notes=result.notes)

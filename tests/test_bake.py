@@ -45,7 +45,7 @@ CASES: dict[str, dict] = {
     "put-metric-data": {"function_name": "pmd-fn", "metrics_backend": "put_metric_data"},
     "schedule": {"function_name": "sched-fn", "schedule_expression": "rate(1 hour)"},
     "prewarm": {"function_name": "warm-fn", "aws_services": "s3,ssm", "prewarm_services": "ssm"},
-    "arm64-py311": {"function_name": "Arm_Fn", "architecture": "arm64", "runtime": "python3.11"},
+    "arm64-py312": {"function_name": "Arm_Fn", "architecture": "arm64", "runtime": "python3.12"},
     "long-values": {
         "function_name": "f" * 64,
         "description": "A description at the limit " + "x" * (256 - 27),
@@ -261,6 +261,7 @@ def test_cruft_skip_lists_the_user_owned_files(baked):
         "events/",
         "template.yaml",
         "review.toml",
+        "requirements-toolkit.txt",
     ]
     for entry in skip:
         assert (project / entry).exists(), entry

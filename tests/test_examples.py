@@ -192,7 +192,7 @@ def test_sam_translator_accepts_the_template(template, monkeypatch):
         properties = function["Properties"]
         assert properties["LoggingConfig"]["LogFormat"] == "JSON", name
         assert properties["Handler"].endswith(".handler.lambda_handler"), name
-        assert properties["Runtime"] == "python3.11", name
+        assert properties["Runtime"] == "python3.13", name
         assert properties["Layers"], name
     for name, resource in resources.items():
         if resource["Type"] == "AWS::IAM::Role":

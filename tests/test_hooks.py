@@ -122,7 +122,7 @@ def test_description_rejects(text):
 @pytest.mark.parametrize(
     ("call", "good", "bad"),
     [
-        (pre.validate_runtime, ["python3.11", "python3.12", "python3.13"], ["python3.9", "python", ""]),
+        (pre.validate_runtime, ["python3.13", "python3.14", "python3.12"], ["python3.9", "python", ""]),
         (pre.validate_architecture, ["x86_64", "arm64"], ["amd64", "ARM64"]),
         (pre.validate_metrics_backend, ["emf", "put_metric_data"], ["statsd", "EMF"]),
     ],
@@ -132,6 +132,21 @@ def test_choices(call, good, bad):
         assert call(value) == value
     for value in bad:
         assert "one of" in rejected(call, value).allowed
+
+
+@pytest.mark.parametrize("runtime", ["python3.11", "python3.10", "python3.9"])
+def test_a_deprecated_runtime_is_refused_naming_what_to_choose(runtime):
+    line = rejected(pre.validate_runtime, runtime).line()
+    assert "deprecated on Lambda" in line and "python3.13, python3.14, python3.12" in line
+    assert "\n" not in line
+
+
+def test_the_hooks_runtimes_are_the_toolkits():
+    from leanlambda import limits
+
+    assert tuple(limits.RUNTIME_PYTHONS) == pre.RUNTIMES
+    assert pre.RUNTIMES[0] == limits.DEFAULT_RUNTIME
+    assert pre.DEPRECATED_RUNTIMES == limits.DEPRECATED_RUNTIMES
 
 
 @pytest.mark.parametrize(("value", "expected"), [("128", 128), ("10240", 10240), (512, 512), ("1769", 1769)])
@@ -485,3 +500,33 @@ def test_the_derived_stack_name_is_valid_and_named_in_the_makefile(function_name
 def test_every_region_botocore_knows_has_the_fallback_shape():
     """Without botocore the hook checks the shape only: it must never refuse a real region."""
     assert all(pre.REGION_RE.fullmatch(region) for region in pre.known_regions())
+
+
+def test_the_toolkit_comes_from_where_the_template_came_from(tmp_path):
+    repo = tmp_path / "leanlambda"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text("[project]\nname = 'leanlambda'\n")
+    assert (
+        post.toolkit_requirement("gh:someone/leanlambda") == "git+https://github.com/someone/leanlambda.git"
+    )
+    assert post.toolkit_requirement("https://example.org/x/leanlambda.git", "v1") == (
+        "git+https://example.org/x/leanlambda.git@v1"
+    )
+    assert post.toolkit_requirement(str(repo)) == str(repo)
+    assert post.toolkit_requirement("leanlambda", None, str(tmp_path)) == str(
+        repo
+    )  # `cookiecutter leanlambda`
+    assert post.toolkit_requirement("../leanlambda", None, str(tmp_path / "elsewhere")) == str(repo)
+    assert post.toolkit_requirement("leanlambda", None, None) == ""  # relative, and no idea to what
+    bundled = tmp_path / "site-packages" / "leanlambda" / "_template"
+    bundled.mkdir(parents=True)
+    assert post.toolkit_requirement(str(bundled)) == ""  # a wheel's copy of the template is not installable
+
+
+def test_the_post_hook_completes_requirements_toolkit(tmp_path):
+    (tmp_path / post.TOOLKIT_FILE).write_text("# header\n")
+    post.write_toolkit_requirement(tmp_path, "/src/leanlambda")
+    assert (tmp_path / post.TOOLKIT_FILE).read_text() == "# header\n/src/leanlambda\n"
+    (tmp_path / post.TOOLKIT_FILE).write_text("# header\n")
+    post.write_toolkit_requirement(tmp_path, "")
+    assert (tmp_path / post.TOOLKIT_FILE).read_text().splitlines()[1].startswith("# (the template's location")

@@ -34,6 +34,7 @@ REQUIREMENTS = "attrs\nrequests\nsimplejson\naws-xray-sdk\n"
 TINY_LIMIT_MB = "0.01"
 HERE_RUNTIME = DEFAULT_RUNTIME  # the runtime's exact Python is on this machine (pyenv), so the proof runs
 HERE = python_of(HERE_RUNTIME)
+RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"  # the Python running the tests
 HOST_LIBPQ = Path("/usr/lib/x86_64-linux-gnu/libpq.so.5")  # Debian's libpq5, present on the build machine
 pytestmark = pytest.mark.skipif(find_interpreter(HERE) is None, reason=f"needs Python {HERE} (the runtime's)")
 SMOKE = (
@@ -110,7 +111,7 @@ def test_runtime_provided_packages_are_left_out(built):
 
 
 def test_drop_rule_keeps_shared_dependencies():
-    target = Target.parse("python3.11", "x86_64")
+    target = Target.parse("python3.12", "x86_64")
     dists = [
         Dist("pandas", "2.2", ["python-dateutil>=2.8", "numpy"], requested=True),
         Dist("numpy", "2.0"),
@@ -127,7 +128,7 @@ def test_drop_rule_keeps_shared_dependencies():
 
 
 def test_explicit_pins_of_runtime_packages_are_kept_transitive_ones_are_not():
-    target = Target.parse("python3.11", "x86_64")
+    target = Target.parse("python3.12", "x86_64")
     dists = [
         Dist("boto3", "1.40.0", ["botocore"], requested=True),
         Dist("botocore", "1.40.0", ["urllib3"]),
@@ -539,10 +540,12 @@ def test_example_settings():
         assert wanted in smoke
 
 
-def test_python311_never_gets_wheels_newer_than_amazon_linux_2():
-    tags = Target.parse("python3.11", "x86_64").platform_tags()
-    assert "manylinux_2_26_x86_64" in tags and "manylinux2014_x86_64" in tags
-    assert "manylinux_2_28_x86_64" not in tags
+def test_no_wheel_newer_than_the_runtimes_glibc_and_no_deprecated_runtime():
+    tags = Target.parse("python3.13", "x86_64").platform_tags()
+    assert "manylinux_2_34_x86_64" in tags and "manylinux2014_x86_64" in tags
+    assert "manylinux_2_35_x86_64" not in tags
+    with pytest.raises(UsageError, match=r"python3\.11"):
+        Target.parse("python3.11", "x86_64")
     assert "manylinux_2_34_aarch64" in Target.parse("python3.12", "arm64").platform_tags()
 
 
@@ -563,7 +566,8 @@ def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     parsed = yaml_parse(template.read_text())
     layer = parsed["Resources"]["MakenaideCoreLayer"]
-    assert layer["Properties"]["ContentUri"] == "build/makenaide-core-layer.zip"
+    assert layer["Properties"]["ContentUri"] == "."  # sam build runs the folder's Makefile (leanlambda layer)
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     layer["Properties"]["ContentUri"] = "s3://bucket/makenaide-core-layer.zip"  # what `sam package` does
 
     class NoManagedPolicies:
@@ -608,20 +612,20 @@ def test_bytecode_is_compiled_for_the_runtime_reproducibly_and_used(tmp_path):
         site = tmp_path / attempt / "python"
         (site / "pkg").mkdir(parents=True)
         (site / "pkg" / "__init__.py").write_text("def answer():\n    return 42\n")
-        compile_tree(site, "3.11", LAYER_PYTHON_ROOT)
+        compile_tree(site, RUNNING, LAYER_PYTHON_ROOT)
         digests.append(
             write_deterministic_zip(site.parent, tmp_path / f"{attempt}.zip", keep_bytecode=True)[1]
         )
     assert digests[0] == digests[1]
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
-        assert "python/pkg/__pycache__/__init__.cpython-311.pyc" in archive.namelist()
+        assert f"python/pkg/__pycache__/__init__.cpython-{RUNNING.replace('.', '')}.pyc" in archive.namelist()
     # Unchecked bytecode is used even when the source no longer matches it, as after unzipping.
     (tmp_path / "a" / "python" / "pkg" / "__init__.py").write_text(
         "raise SystemExit('source was compiled')\n"
     )
     probe = "import sys; sys.path.insert(0, sys.argv[1]); import pkg; print(pkg.answer())"
     result = subprocess.run(
-        ["python3.11", "-I", "-B", "-c", probe, str(tmp_path / "a" / "python")],
+        [sys.executable, "-I", "-B", "-c", probe, str(tmp_path / "a" / "python")],
         capture_output=True,
         text=True,
     )

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from leanlambda.cli import main
+from leanlambda.interpreters import find_interpreter
+from leanlambda.limits import DEFAULT_RUNTIME, python_of
+from leanlambda.packaging import BYTECODE_BUDGET_KB
 from tests.conftest import module_name
 
 
@@ -45,7 +48,7 @@ def test_same_source_same_bytes_and_a_change_changes_them(function_copy, tmp_pat
 
 
 def test_zip_holds_src_contents_at_its_root(default_bake, tmp_path, capsys):
-    _code, path, _, _ = package(capsys, default_bake, "--out", str(tmp_path))
+    _code, path, _, _ = package(capsys, default_bake, "--out", str(tmp_path), "--no-bytecode")
     module = module_name(default_bake)
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
@@ -73,35 +76,66 @@ def test_documentation_does_not_ship_but_every_line_does(function_copy, tmp_path
     assert package(capsys, function_dir, "--out", str(tmp_path / "b"))[3] == digest
 
 
-def test_bytecode_for_the_runtime_is_shipped_on_request_and_used(tmp_path, capsys):
-    from cookiecutter.main import cookiecutter
+def _interpreter_or_skip(runtime: str) -> str:
+    python = find_interpreter(python_of(runtime))
+    if python is None:
+        pytest.skip(f"no Python {python_of(runtime)} here (the {runtime} runtime's) to compile bytecode with")
+    return python
 
-    from tests.conftest import REPO_ROOT
 
-    function_dir = Path(
-        cookiecutter(
-            str(REPO_ROOT), no_input=True, output_dir=str(tmp_path), extra_context={"runtime": "python3.11"}
-        )
-    )
-    _code, first, _, digest = package(
-        capsys, function_dir, "--out", str(tmp_path / "a"), "--bytecode", "--max-kb", "64"
-    )
-    _code, _, _, again = package(
-        capsys, function_dir, "--out", str(tmp_path / "b"), "--bytecode", "--max-kb", "64"
-    )
-    assert again == digest
-    module = module_name(function_dir)
+def test_bytecode_for_the_runtime_ships_by_default_and_is_used(default_bake, tmp_path, capsys):
+    runtime = DEFAULT_RUNTIME
+    python = _interpreter_or_skip(runtime)
+    tag = "cpython-" + python_of(runtime).replace(".", "")
+    code, first, size, digest = package(capsys, default_bake, "--out", str(tmp_path / "a"))
+    assert code == 0
+    assert package(capsys, default_bake, "--out", str(tmp_path / "b"), "--bytecode")[3] == digest
+    module = module_name(default_bake)
     with zipfile.ZipFile(first) as archive:
         names = archive.namelist()
         archive.extractall(tmp_path / "task")
-    assert f"{module}/__pycache__/handler.cpython-311.pyc" in names
+    assert f"{module}/__pycache__/handler.{tag}.pyc" in names
+    assert size / 1024 <= BYTECODE_BUDGET_KB  # `--bytecode` works without --max-kb
+    assert not [name for name in names if "__pycache__" in name and tag not in name]
     # The bytecode is unchecked: Lambda uses it even though the source's timestamps are 1980's.
     (tmp_path / "task" / module / "steps.py").write_text("this is not Python\n")
     probe = f"import sys; sys.path.insert(0, sys.argv[1]); import {module}.handler"
     result = subprocess.run(
-        ["python3.11", "-I", "-B", "-c", probe, str(tmp_path / "task")], capture_output=True, text=True
+        [python, "-I", "-B", "-c", probe, str(tmp_path / "task")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_without_the_runtimes_python_source_ships_and_one_line_says_why(
+    default_bake, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr("leanlambda.bytecode.find_interpreter", lambda version: None)
+    assert main(["package", str(default_bake), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    with zipfile.ZipFile(out[0]) as archive:
+        assert not [name for name in archive.namelist() if "__pycache__" in name or name.endswith(".pyc")]
+    version = python_of(DEFAULT_RUNTIME)
+    assert out[3].startswith("bytecode: none") and f"Python {version}" in out[3] and "pyenv" in out[3]
+    assert main(["package", str(default_bake), "--out", str(tmp_path / "b"), "--bytecode"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"Python {version}" in err[0]
+    assert not (tmp_path / "b").exists()
+
+
+def test_artifacts_dir_holds_exactly_the_zips_files(default_bake, tmp_path, capsys):
+    _code, path, size, digest = package(capsys, default_bake, "--out", str(tmp_path / "zip"))
+    code, folder, size2, digest2 = package(capsys, default_bake, "--artifacts-dir", str(tmp_path / "art"))
+    assert (code, folder, size2, digest2) == (0, tmp_path / "art", size, digest)
+    with zipfile.ZipFile(path) as archive:
+        expected = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+    written = {
+        file.relative_to(folder).as_posix(): file.read_bytes() for file in folder.rglob("*") if file.is_file()
+    }
+    assert written == expected
+    # A folder that already holds something is refused, untouched.
+    assert main(["package", str(default_bake), "--artifacts-dir", str(folder)]) == 2
+    assert "new or empty folder" in capsys.readouterr().err
+    assert {f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()} == set(expected)
 
 
 def test_default_output_is_the_build_folder(function_copy, capsys):

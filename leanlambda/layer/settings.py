@@ -4,7 +4,7 @@ layer.toml (all keys optional):
 
     [layer]
     name = "makenaide-core-layer"   # zip name; default: the directory's name
-    runtime = "python3.11"
+    runtime = "python3.13"
     architecture = "x86_64"          # or "arm64"
     skip_imports = []                # top-level modules the import proof must not try
     strip_docstrings = false         # empty the docstrings of the layer's Python (lines kept)

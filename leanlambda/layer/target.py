@@ -12,15 +12,11 @@ import platform
 import re
 from dataclasses import dataclass
 
+from leanlambda import limits
 from leanlambda.errors import UsageError
 
-RUNTIME_GLIBC: dict[str, tuple[int, int]] = {
-    "python3.10": (2, 26),
-    "python3.11": (2, 26),
-    "python3.12": (2, 34),
-    "python3.13": (2, 34),
-}
-DEFAULT_RUNTIME = "python3.11"
+RUNTIME_GLIBC: dict[str, tuple[int, int]] = limits.RUNTIME_GLIBC
+DEFAULT_RUNTIME = limits.DEFAULT_RUNTIME
 ARCH_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> the ELF/wheel name
 DEFAULT_ARCH = "x86_64"
 OLDEST_MANYLINUX2014_GLIBC = 17  # manylinux2014 == manylinux_2_17: the oldest tag aarch64 wheels use
@@ -30,7 +26,7 @@ _RUNTIME_RE = re.compile(r"^python(\d+)\.(\d+)$")
 
 @dataclass(frozen=True)
 class Target:
-    runtime: str  # e.g. "python3.11"
+    runtime: str  # e.g. "python3.13"
     arch: str  # Lambda's name: "x86_64" or "arm64"
 
     @classmethod
@@ -44,7 +40,7 @@ class Target:
 
     @property
     def python_version(self) -> str:
-        """'3.11' for python3.11."""
+        """'3.13' for python3.13."""
         match = _RUNTIME_RE.match(self.runtime)
         assert match is not None
         return f"{match.group(1)}.{match.group(2)}"
