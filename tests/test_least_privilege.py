@@ -124,7 +124,7 @@ def test_a_user_outside_every_function_role_cannot_run_the_scanner(makenaide, mo
     db_roles.new_container(scanner)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mk.MarketServer(mock, db_roles.module(scanner, "upbit").API_URL)
-        result = db_roles.invoke(scanner, {})
+        result = db_roles.invoke_failing(scanner, {})
 
     assert result["ok"] is False
     assert "permission denied for table scanner_state" in str(result)

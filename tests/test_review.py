@@ -319,10 +319,8 @@ def test_an_environment_value_only_a_stack_knows_skips_the_measurement(tmp_path,
     code, report = review_json(capsys, function_dir, "--only", "cold-start")
     check = report["checks"][0]
     assert check["status"] == "skip", check
-    assert (
-        "Unable to import module 'app': 'BUCKET'" in check["detail"]
-        and "environment BUCKET (!GetAtt is known only to a deployed stack)" in (check["detail"])
-    )
+    assert "'BUCKET'" in check["detail"]
+    assert "environment BUCKET (!GetAtt is known only to a deployed stack)" in check["detail"]
     assert code == 0
 
 
@@ -360,23 +358,16 @@ def test_a_layer_of_the_same_template_is_put_on_the_path(tmp_path, capsys):
     assert code == 0
 
 
-@pytest.mark.parametrize(("switch", "status"), [("False", "warn"), ("True", "pass")])
+@pytest.mark.parametrize(("switch", "status"), [("false", "warn"), ("true", "pass")])
 def test_a_generated_always_return_switch_warns_when_on(switch, status, function_copy, capsys):
     function_dir = function_copy()
-    handler = next((function_dir / "src").glob("*/handler.py"))
-    text = handler.read_text()
-    text = text.replace("MAX_ERROR_CHARS = 300\n", f"MAX_ERROR_CHARS = 300\nRAISE_ON_FAILURE = {switch}\n", 1)
-    text = text.replace(
-        "            return outcome.to_dict()\n",
-        "            if RAISE_ON_FAILURE and not outcome.ok:\n"
-        "                raise RuntimeError(str(outcome.to_dict()))\n"
-        "            return outcome.to_dict()\n",
-        1,
-    )
-    handler.write_text(text)
+    template = function_dir / "template.yaml"
+    text = template.read_text()
+    assert 'RAISE_ON_FAILURE: "true"' in text
+    template.write_text(text.replace('RAISE_ON_FAILURE: "true"', f'RAISE_ON_FAILURE: "{switch}"'))
     code, report = review_json(capsys, function_dir, "--only", "error-handling")
     check = report["checks"][0]
     assert check["status"] == status, check
     if status == "warn":
-        assert "the switch RAISE_ON_FAILURE = False keeps it returning" in check["detail"]
+        assert "RAISE_ON_FAILURE=false keeps it returning" in check["detail"]
     assert code == 0

@@ -84,7 +84,7 @@ def test_a_secret_left_unchanged_by_a_failed_rotation_fails_the_run(scanner_user
         scanner_user._client.put_secret_value(SecretId=scanner_user.secret_arn, SecretString=secret)
         scanner_user.end_sessions()
 
-        second = db_roles.invoke(SCANNER, {"force": True})
+        second = db_roles.invoke_failing(SCANNER, {"force": True})
 
     assert second["ok"] is False
     assert "password authentication failed" in str(second)

@@ -452,6 +452,10 @@ def _caught_locally(source: SourceFile, node: ast.AST) -> bool:
     return False
 
 
+ALWAYS_RETURN_ENV = "RAISE_ON_FAILURE"
+"""The generated handler's switch (template.yaml): `false` makes a failed run return instead of raise."""
+
+
 def _always_returns(ctx: ReviewContext) -> tuple[str, str] | None:
     """(where, why) when the handler module never lets a failed run end in an error."""
     source = ctx.sources.by_module(ctx.function.module)
@@ -507,6 +511,9 @@ def error_handling(ctx: ReviewContext) -> CheckResult:
                 )
     if ctx.leanlambda and retries:
         always = _always_returns(ctx)
+        switch = str(ctx.function.environment().get(ALWAYS_RETURN_ENV, "true")).strip().lower()
+        if always is None and switch == "false":
+            always = ("template.yaml", f"{ALWAYS_RETURN_ENV}=false keeps it returning")
         if always:
             warnings.append(
                 f"{always[0]} the handler returns on a failed run ({always[1]}): Lambda counts it as a "

@@ -54,6 +54,16 @@ def invoke(example: str, event: dict) -> dict:
     return module(example, "handler").lambda_handler(event, Context(example))
 
 
+def invoke_failing(example: str, event: dict) -> dict:
+    """Invoke a run that must fail: it raises the handler's PipelineFailed, whose result is returned."""
+    handler = module(example, "handler")
+    try:
+        result = handler.lambda_handler(event, Context(example))
+    except handler.PipelineFailed as failed:
+        return failed.result
+    raise AssertionError(f"the run did not fail: {result}")
+
+
 def admin(url: str, statement, params: tuple = ()) -> list[tuple]:
     """Run one statement as the admin (autocommit); its rows, if any."""
     import psycopg2
