@@ -517,7 +517,7 @@ def test_a_retention_below_what_the_indicators_read_fails_the_run_before_any_req
 ):
     monkeypatch.setenv(steps.FOUR_HOUR_RETENTION_ENV, value)
 
-    result = handler.lambda_handler({"tickers": ["KRW-BTC"]}, Context())
+    result = failed_run({"tickers": ["KRW-BTC"]}, Context())
 
     assert result["ok"] is False
     failed = next(s for s in result["steps"] if s["name"] == "collect")
