@@ -331,6 +331,8 @@ def test_the_examples_stack_ships_its_packages_and_its_layer(moto_env, tmp_path,
 
     parameters = {
         "DbSecretArn": SECRET_ARN,
+        "ScannerDbSecretArn": f"{SECRET_ARN}-scanner",
+        "CollectorDbSecretArn": f"{SECRET_ARN}-collector",
         "InstanceId": "i-0123456789abcdef0",
         "DbInstanceIdentifier": "makenaide",
     }
