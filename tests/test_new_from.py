@@ -1,6 +1,6 @@
 """`leanlambda new --from EXAMPLE_DIR`: each Makenaide example copied under a new name, outside the
-repository, passes its own `make test` and `make lint`, is a clean git repository with one commit,
-and is linked for cruft (`cruft check` succeeds, `cruft update` has nothing to do). Bad input ends
+repository, passes its own `make test`, `make lint` and `make review`, is a clean git repository with one
+commit, and is linked for cruft (`cruft check` succeeds, `cruft update` has nothing to do). Bad input ends
 with one line on stderr and nothing written: a folder that is not an example, an example whose
 recorded answers carry a Jinja payload (it would run a shell command at bake time), an output that
 exists, edits that conflict with the overrides.
@@ -77,9 +77,14 @@ def test_a_copy_of_each_example_tests_lints_and_is_linked_for_cruft(example, tmp
 
     database = request.getfixturevalue("session_postgres").database(f"copy_{new_module}")
     env = clean_env(DATABASE_URL=database)
-    tools = [f"PYTHON={sys.executable}", f"CFN_LINT={BIN / 'cfn-lint'}"]
+    tools = [f"PYTHON={sys.executable}", f"CFN_LINT={BIN / 'cfn-lint'}", f"LEANLAMBDA={BIN / 'leanlambda'}"]
     checked = subprocess.run(
-        ["make", "test", "lint", *tools], cwd=copy, env=env, capture_output=True, text=True, timeout=900
+        ["make", "test", "lint", "review", *tools],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert checked.returncode == 0, checked.stdout[-6000:] + checked.stderr[-3000:]
     assert " passed" in checked.stdout
