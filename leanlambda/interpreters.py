@@ -16,7 +16,10 @@ def _version_of(python: str) -> str | None:
     try:
         done = subprocess.run(
             [python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

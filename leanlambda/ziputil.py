@@ -88,8 +88,9 @@ def write_deterministic_zip(
                     if include_dirs:
                         archive.writestr(_info(name, DIR_MODE, True), b"")
                 else:
-                    archive.writestr(_info(name, FILE_MODE, False), path.read_bytes(),
-                                     compresslevel=COMPRESS_LEVEL)
+                    archive.writestr(
+                        _info(name, FILE_MODE, False), path.read_bytes(), compresslevel=COMPRESS_LEVEL
+                    )
         os.replace(partial, out_path)
     finally:
         partial.unlink(missing_ok=True)

@@ -129,7 +129,11 @@ def test_the_examples_own_tests_pass(example, request):
     env["DATABASE_URL"] = _session_postgres(request).database(_answers(example)["__module_name"])
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=example, capture_output=True, text=True, env=env, timeout=900,
+        cwd=example,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
@@ -139,7 +143,9 @@ def test_the_examples_own_tests_pass(example, request):
 def test_ruff_passes_on_each_example(example):
     result = subprocess.run(
         [str(RUFF), "check", "--no-cache", "--config", "pyproject.toml", "."],
-        cwd=example, capture_output=True, text=True,
+        cwd=example,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

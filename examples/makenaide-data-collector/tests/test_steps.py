@@ -31,6 +31,7 @@ def failed_run(event, context) -> dict:
     assert str(raised.value).startswith('{"ok": false, "error": ')
     return raised.value.result
 
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 DAYS = json.loads((EVENTS / "upbit" / "candles_days_KRW-BTC.json").read_text())
@@ -84,7 +85,7 @@ class FakeUpbit:
         if market in self.failing:
             return self.failing[market], {}, "Too many API requests."
         to = query.get("to", "9999-12-31 00:00:00").replace(" ", "T")
-        candles = candles[self.hide_newest:]
+        candles = candles[self.hide_newest :]
         older = [dict(c, market=market) for c in candles if c["candle_date_time_utc"] < to]
         headers = {"Remaining-Req": "group=candles; min=599; sec=9"}
         return 200, headers, json.dumps(older[: int(query["count"])])
@@ -102,7 +103,8 @@ def database(db_secret, database_url):
         for statement in DDL:
             cursor.execute(statement)
         psycopg2.extras.execute_values(
-            cursor, "INSERT INTO tickers (ticker, is_active) VALUES %s",
+            cursor,
+            "INSERT INTO tickers (ticker, is_active) VALUES %s",
             [("KRW-BTC", True), ("KRW-ETH", True), ("KRW-XRP", True), ("KRW-OLD", False)],
         )
     yield connection
@@ -130,7 +132,8 @@ def row_counts(connection) -> dict:
 
 def table(connection) -> list[tuple]:
     return query(connection, "SELECT * FROM ohlcv ORDER BY ticker, date") + query(
-        connection, "SELECT * FROM ohlcv_4h ORDER BY ticker, date")
+        connection, "SELECT * FROM ohlcv_4h ORDER BY ticker, date"
+    )
 
 
 def collect_result(result: dict) -> dict:
@@ -147,8 +150,10 @@ def test_a_full_load_writes_450_days_and_200_four_hour_candles_per_active_ticker
     assert found["collected"] == 3
     assert found["failed"] == []
     assert found["deferred"] == []
-    assert row_counts(database) == {"daily": {"KRW-BTC": 450, "KRW-ETH": 450, "KRW-XRP": 450},
-                                    "four_hour": {"KRW-BTC": 200, "KRW-ETH": 200, "KRW-XRP": 200}}
+    assert row_counts(database) == {
+        "daily": {"KRW-BTC": 450, "KRW-ETH": 450, "KRW-XRP": 450},
+        "four_hour": {"KRW-BTC": 200, "KRW-ETH": 200, "KRW-XRP": 200},
+    }
     assert fake_upbit.counts("KRW-BTC", "/days") == [200, 200, 50]  # pyupbit pages 200 at a time
     assert fake_upbit.counts("KRW-BTC", "/240") == [200]
     assert "KRW-OLD" not in {q["market"] for q in fake_upbit.requests}  # inactive
@@ -173,8 +178,11 @@ def test_the_indicators_match_hand_computed_values(database, fake_upbit):
     loaded = list(reversed(DAYS))[-450:]  # oldest first, as stored
     closes = [c["trade_price"] for c in loaded]
     volumes = [c["candle_acc_trade_volume"] for c in loaded]
-    stored = query(database, "SELECT date, ma_20, ma_50, ma_200, rsi_14, bb_upper, bb_lower, volume_20ma"
-                             " FROM ohlcv WHERE ticker = 'KRW-BTC' ORDER BY date")
+    stored = query(
+        database,
+        "SELECT date, ma_20, ma_50, ma_200, rsi_14, bb_upper, bb_lower, volume_20ma"
+        " FROM ohlcv WHERE ticker = 'KRW-BTC' ORDER BY date",
+    )
     last = stored[-1]
     mean20, sd20 = statistics.fmean(closes[-20:]), statistics.pstdev(closes[-20:])
     assert last[1] == pytest.approx(mean20, rel=1e-6)
@@ -251,8 +259,9 @@ def test_a_rerun_writes_no_duplicate_and_leaves_the_table_as_it_was(database, fa
         assert old[:2] == new[:2]
         # Indicators of the re-fetched days see stored history through real (float4) columns.
         assert [v is None for v in new] == [v is None for v in old]
-        assert [v for v in new[2:] if v is not None] == pytest.approx([v for v in old[2:] if v is not None],
-                                                                      rel=1e-5)
+        assert [v for v in new[2:] if v is not None] == pytest.approx(
+            [v for v in old[2:] if v is not None], rel=1e-5
+        )
 
 
 def test_a_ticker_throttled_to_the_last_attempt_fails_alone(database, fake_upbit, emf_lines):
@@ -266,8 +275,10 @@ def test_a_ticker_throttled_to_the_last_attempt_fails_alone(database, fake_upbit
     assert found["failed"] == [{"ticker": "KRW-ETH", "reason": reason}]
     assert found["collected"] == 2
     assert len(fake_upbit.counts("KRW-ETH", "/days")) == upbit.MAX_ATTEMPTS
-    assert row_counts(database) == {"daily": {"KRW-BTC": 450, "KRW-XRP": 450},
-                                    "four_hour": {"KRW-BTC": 200, "KRW-XRP": 200}}
+    assert row_counts(database) == {
+        "daily": {"KRW-BTC": 450, "KRW-XRP": 450},
+        "four_hour": {"KRW-BTC": 200, "KRW-XRP": 200},
+    }
     metrics = {k: v for doc in emf_lines() for k, v in doc.items() if not k.startswith("_")}
     assert metrics["FailedTickers"] == 1
 
@@ -285,8 +296,9 @@ def test_every_ticker_failing_fails_the_step(database, fake_upbit):
     assert result["ok"] is False
     check = next(s for s in result["steps"] if s["name"] == "check_progress")
     assert check["status"] == "failed"
-    assert check["error"].startswith("RuntimeError: all 3 tickers failed (listed in collect's result);"
-                                     " first: KRW-BTC: UpbitError")
+    assert check["error"].startswith(
+        "RuntimeError: all 3 tickers failed (listed in collect's result); first: KRW-BTC: UpbitError"
+    )
     found = collect_result(result)  # no ticker is lost: each is listed with its reason
     assert [item["ticker"] for item in found["failed"]] == ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
     assert all(item["reason"].startswith("UpbitError: ") for item in found["failed"])
@@ -321,8 +333,10 @@ def test_a_connection_dropped_mid_write_is_retried_and_nothing_is_lost(
     assert len(killed) == 1
     assert result["ok"] is True, result
     assert collect_result(result)["failed"] == []
-    assert row_counts(database) == {"daily": {"KRW-BTC": 450, "KRW-ETH": 450, "KRW-XRP": 450},
-                                    "four_hour": {"KRW-BTC": 200, "KRW-ETH": 200, "KRW-XRP": 200}}
+    assert row_counts(database) == {
+        "daily": {"KRW-BTC": 450, "KRW-ETH": 450, "KRW-XRP": 450},
+        "four_hour": {"KRW-BTC": 200, "KRW-ETH": 200, "KRW-XRP": 200},
+    }
 
 
 def test_a_connection_lost_twice_fails_that_ticker_and_the_rerun_completes_it(
@@ -337,13 +351,17 @@ def test_a_connection_lost_twice_fails_that_ticker_and_the_rerun_completes_it(
     assert [item["ticker"] for item in failed] == ["KRW-ETH"]
     assert failed[0]["reason"].split(":")[0] in ("OperationalError", "InterfaceError")  # the connection died
     # KRW-ETH's batch is all or nothing: neither table holds a row of it.
-    assert row_counts(database) == {"daily": {"KRW-BTC": 450, "KRW-XRP": 450},
-                                    "four_hour": {"KRW-BTC": 200, "KRW-XRP": 200}}
+    assert row_counts(database) == {
+        "daily": {"KRW-BTC": 450, "KRW-XRP": 450},
+        "four_hour": {"KRW-BTC": 200, "KRW-XRP": 200},
+    }
 
     handler.lambda_handler({}, Context())
 
-    assert row_counts(database) == {"daily": {"KRW-BTC": 450, "KRW-ETH": 450, "KRW-XRP": 450},
-                                    "four_hour": {"KRW-BTC": 200, "KRW-ETH": 200, "KRW-XRP": 200}}
+    assert row_counts(database) == {
+        "daily": {"KRW-BTC": 450, "KRW-ETH": 450, "KRW-XRP": 450},
+        "four_hour": {"KRW-BTC": 200, "KRW-ETH": 200, "KRW-XRP": 200},
+    }
 
 
 def test_tickers_are_deferred_when_the_deadline_is_near(database, fake_upbit, emf_lines):
@@ -414,8 +432,13 @@ def with_bad_candles(candles: list[dict], fetched: int) -> tuple[list[dict], lis
     return bad, [*times, "1999-12-31T09:00:00"]
 
 
-EACH_KIND_ONCE = {"null": 1, "non_positive_price": 1, "high_below_low": 1, "outside_range": 2,
-                  "before_2001": 1}
+EACH_KIND_ONCE = {
+    "null": 1,
+    "non_positive_price": 1,
+    "high_below_low": 1,
+    "outside_range": 2,
+    "before_2001": 1,
+}
 
 
 def test_bad_candles_are_dropped_before_writing_and_counted(database, fake_upbit, emf_lines):
@@ -434,9 +457,12 @@ def test_bad_candles_are_dropped_before_writing_and_counted(database, fake_upbit
     assert not days & {datetime.date.fromisoformat(t[:10]) for t in bad_days}
     hours = {row[0] for row in query(database, "SELECT date FROM ohlcv_4h")}
     assert not hours & {datetime.datetime.fromisoformat(t) for t in bad_four_hours}
-    prices = query(database, "SELECT min(least(open, high, low, close)), bool_and(low <= high)"
-                             " FROM (SELECT open, high, low, close FROM ohlcv UNION ALL"
-                             " SELECT open, high, low, close FROM ohlcv_4h) AS candles")
+    prices = query(
+        database,
+        "SELECT min(least(open, high, low, close)), bool_and(low <= high)"
+        " FROM (SELECT open, high, low, close FROM ohlcv UNION ALL"
+        " SELECT open, high, low, close FROM ohlcv_4h) AS candles",
+    )
     assert prices[0][0] > 0 and prices[0][1] is True
     metrics = {k: v for doc in emf_lines() for k, v in doc.items() if not k.startswith("_")}
     assert metrics["CandlesDropped"] == 12
@@ -446,15 +472,25 @@ def test_edge_values_are_kept_and_a_string_price_counts_as_null():
     import pandas as pd
 
     frame = pd.DataFrame(
-        {"open": [1.0, "x", 5.0, 2.0], "high": [2.0, 2.0, 4.0, 2.0], "low": [1.0, 1.0, 3.0, 1.0],
-         "close": [2.0, 1.5, 3.5, 1.0], "volume": [1.0, 1.0, 1.0, -0.0]},
+        {
+            "open": [1.0, "x", 5.0, 2.0],
+            "high": [2.0, 2.0, 4.0, 2.0],
+            "low": [1.0, 1.0, 3.0, 1.0],
+            "close": [2.0, 1.5, 3.5, 1.0],
+            "volume": [1.0, 1.0, 1.0, -0.0],
+        },
         index=[datetime.datetime(2024, 1, day) for day in (1, 2, 3)] + [datetime.datetime(2000, 12, 31, 23)],
     )
     kept, dropped = steps.valid_candles(frame)
     # open == low and close == high are true candles; a string price counts as null.
     assert list(kept.index) == [datetime.datetime(2024, 1, 1)]
-    assert dropped == {"null": 1, "non_positive_price": 0, "high_below_low": 0, "outside_range": 1,
-                       "before_2001": 1}
+    assert dropped == {
+        "null": 1,
+        "non_positive_price": 0,
+        "high_below_low": 0,
+        "outside_range": 1,
+        "before_2001": 1,
+    }
     assert kept["open"].dtype == float
 
 
@@ -464,10 +500,12 @@ def test_edge_values_are_kept_and_a_string_price_counts_as_null():
 def latest_four_hour_indicators(connection, ticker: str) -> dict:
     import pandas as pd
 
-    rows = query(connection, "SELECT date, close, volume FROM ohlcv_4h WHERE ticker = %s ORDER BY date",
-                 (ticker,))
-    frame = pd.DataFrame([(close, volume) for _, close, volume in rows], columns=["close", "volume"],
-                         dtype=float)
+    rows = query(
+        connection, "SELECT date, close, volume FROM ohlcv_4h WHERE ticker = %s ORDER BY date", (ticker,)
+    )
+    frame = pd.DataFrame(
+        [(close, volume) for _, close, volume in rows], columns=["close", "volume"], dtype=float
+    )
     last = steps.with_indicators(frame).iloc[-1]
     return {name: float(last[name]) for name in steps.DAILY_COLUMNS[7:]}
 
@@ -480,13 +518,16 @@ def test_four_hour_rows_beyond_the_retention_are_deleted_per_ticker(database, fa
         result = handler.lambda_handler({"tickers": tickers}, Context())
         assert result["ok"] is True, result
         deleted.append(collect_result(result)["four_hour_deleted"])
-        assert row_counts(database)["four_hour"] == {ticker: steps.DEFAULT_FOUR_HOUR_RETENTION
-                                                     for ticker in tickers}
+        assert row_counts(database)["four_hour"] == {
+            ticker: steps.DEFAULT_FOUR_HOUR_RETENTION for ticker in tickers
+        }
     assert deleted == [0, 10, 10]
     newest = sorted(datetime.datetime.fromisoformat(c["candle_date_time_kst"]) for c in FOUR_HOURS[:200])
     for ticker in tickers:  # the rows kept are the newest ones
-        kept = [row[0] for row in query(database, "SELECT date FROM ohlcv_4h WHERE ticker = %s ORDER BY date",
-                                        (ticker,))]
+        kept = [
+            row[0]
+            for row in query(database, "SELECT date FROM ohlcv_4h WHERE ticker = %s ORDER BY date", (ticker,))
+        ]
         assert kept == newest
 
 

@@ -18,12 +18,20 @@ from makenaide_db_initializer import handler, steps
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 TABLES = [
-    "tickers", "ohlcv", "ohlcv_4h", "static_indicators", "trade_log", "performance_summary", "scanner_state",
+    "tickers",
+    "ohlcv",
+    "ohlcv_4h",
+    "static_indicators",
+    "trade_log",
+    "performance_summary",
+    "scanner_state",
     "schema_version",
 ]
 INDICATORS = ["ma_20", "ma_50", "ma_200", "rsi_14", "bb_upper", "bb_lower", "volume_20ma"]
-OLD_OHLCV = ("CREATE TABLE ohlcv (ticker text, date date, open real, high real, low real, close real,"
-             " volume real, PRIMARY KEY (ticker, date))")
+OLD_OHLCV = (
+    "CREATE TABLE ohlcv (ticker text, date date, open real, high real, low real, close real,"
+    " volume real, PRIMARY KEY (ticker, date))"
+)
 
 
 def failed_run(event, context) -> dict:
@@ -78,16 +86,23 @@ def snapshot(connection) -> dict:
         constraints = cursor.fetchall()
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
         indexes = cursor.fetchall()
-        cursor.execute("SELECT oid::regclass::text, relkind FROM pg_class"
-                       " WHERE relnamespace = 'public'::regnamespace ORDER BY 1")
+        cursor.execute(
+            "SELECT oid::regclass::text, relkind FROM pg_class"
+            " WHERE relnamespace = 'public'::regnamespace ORDER BY 1"
+        )
         relations = cursor.fetchall()
         versions = None
         cursor.execute("SELECT to_regclass('public.schema_version') IS NOT NULL")
         if cursor.fetchone()[0]:
             cursor.execute("SELECT version, applied_at FROM schema_version ORDER BY version")
             versions = cursor.fetchall()
-    return {"columns": columns, "constraints": constraints, "indexes": indexes,
-            "relations": relations, "versions": versions}
+    return {
+        "columns": columns,
+        "constraints": constraints,
+        "indexes": indexes,
+        "relations": relations,
+        "versions": versions,
+    }
 
 
 def tables(connection) -> list[str]:
@@ -131,14 +146,29 @@ def test_the_tables_have_the_original_columns_types_and_keys(empty_db, lambda_co
             ("updated_at", "timestamp without time zone", None, "now()"),
             ("is_active", "boolean", None, "true"),
         ]
-        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'ohlcv'"
-                       " ORDER BY ordinal_position")
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'ohlcv'"
+            " ORDER BY ordinal_position"
+        )
         assert [row[0] for row in cursor.fetchall()] == [
-            "ticker", "date", "open", "high", "low", "close", "volume",
-            "ma_20", "ma_50", "ma_200", "rsi_14", "bb_upper", "bb_lower", "volume_20ma",
+            "ticker",
+            "date",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "ma_20",
+            "ma_50",
+            "ma_200",
+            "rsi_14",
+            "bb_upper",
+            "bb_lower",
+            "volume_20ma",
         ]
-        cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint"
-                       " WHERE conrelid = 'ohlcv_4h'::regclass")
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ohlcv_4h'::regclass"
+        )
         assert cursor.fetchall() == [("PRIMARY KEY (ticker, date)",)]
         # The trading app's writes work as before.
         cursor.execute("INSERT INTO tickers (ticker) VALUES (%s)", ("KRW-BTC",))
@@ -159,8 +189,14 @@ def test_a_second_run_changes_nothing(empty_db, lambda_context):
 
     assert result["ok"] is True, result
     applied = step(result, "apply_schema")["result"]
-    assert applied == {"created_tables": [], "added_columns": [], "created_indexes": [],
-                       "schema_version": steps.SCHEMA_VERSION, "version_recorded": False, "created_roles": []}
+    assert applied == {
+        "created_tables": [],
+        "added_columns": [],
+        "created_indexes": [],
+        "schema_version": steps.SCHEMA_VERSION,
+        "version_recorded": False,
+        "created_roles": [],
+    }
     after = snapshot(empty_db())
     assert after == before
     assert len(after["versions"]) == 1
@@ -290,8 +326,10 @@ def test_each_function_role_gets_exactly_the_grants_its_steps_use(empty_db, lamb
     for role, grants in steps.FUNCTION_ROLES.items():
         assert table_grants(empty_db(), role) == {table: set(p) for table, p in grants.items()}, role
         with empty_db().cursor() as cursor:
-            cursor.execute("SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
-                           " WHERE rolname = %s", (role,))
+            cursor.execute(
+                "SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s",
+                (role,),
+            )
             assert cursor.fetchone() == (False, False, False, False)
 
 

@@ -63,8 +63,12 @@ class Makenaide:
         self.instance_id = instance["Instances"][0]["InstanceId"]
         self.ec2.stop_instances(InstanceIds=[self.instance_id])
         self.rds.create_db_instance(
-            DBInstanceIdentifier=DB_ID, Engine="postgres", DBInstanceClass="db.t3.micro",
-            MasterUsername="makenaide", MasterUserPassword=DB_PASSWORD, AllocatedStorage=20,
+            DBInstanceIdentifier=DB_ID,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="makenaide",
+            MasterUserPassword=DB_PASSWORD,
+            AllocatedStorage=20,
         )
         self.rds.stop_db_instance(DBInstanceIdentifier=DB_ID)
         env = {
@@ -203,8 +207,10 @@ def test_a_valid_configuration_is_read():
 def test_a_misconfigured_function_answers_with_the_error_and_touches_nothing(account, monkeypatch):
     monkeypatch.setenv("INSTANCE_ID", "web-1")
     result = failed_invoke({})
-    assert result == {"ok": False, "error": "invalid event: INSTANCE_ID='web-1' is not an EC2 instance id "
-                      "(i-0123456789abcdef0)"}
+    assert result == {
+        "ok": False,
+        "error": "invalid event: INSTANCE_ID='web-1' is not an EC2 instance id (i-0123456789abcdef0)",
+    }
     assert account.states() == ("stopped", "stopped")
 
 
@@ -236,8 +242,13 @@ def test_the_sample_events_parse(path):
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 CONFIG = steps.Config(
-    instance_id="i-0123456789abcdef0", db_identifier=DB_ID, ec2_price=EC2_PRICE, rds_price=RDS_PRICE,
-    max_run_minutes=MAX_RUN, run_interval_minutes=240, app_command=APP_COMMAND,
+    instance_id="i-0123456789abcdef0",
+    db_identifier=DB_ID,
+    ec2_price=EC2_PRICE,
+    rds_price=RDS_PRICE,
+    max_run_minutes=MAX_RUN,
+    run_interval_minutes=240,
+    app_command=APP_COMMAND,
     db_secret_arn=VALID_ENV["DB_SECRET_ARN"],
 )
 
@@ -261,8 +272,13 @@ RUN_DONE = {steps.TAG_CYCLE: _ago(60), steps.TAG_LAUNCHED: _ago(50), steps.TAG_S
         ("available", "pending", 1, IN_A_RUN, steps.WAIT),
         ("available", "running", 1, IN_A_RUN, steps.LAUNCH),
         ("available", "running", 52, RUN_DONE, steps.NONE),
-        ("available", "running", MAX_RUN + 1, {steps.TAG_CYCLE: _ago(200), steps.TAG_LAUNCHED: _ago(180)},
-         steps.STOP_INSTANCE),
+        (
+            "available",
+            "running",
+            MAX_RUN + 1,
+            {steps.TAG_CYCLE: _ago(200), steps.TAG_LAUNCHED: _ago(180)},
+            steps.STOP_INSTANCE,
+        ),
         ("stopped", "running", MAX_RUN + 1, {}, steps.STOP_INSTANCE),
         ("stopped", "running", 2, IN_A_RUN, steps.START_RDS),
         ("available", "stopping", 40, RUN_DONE, steps.WAIT),
@@ -273,12 +289,27 @@ RUN_DONE = {steps.TAG_CYCLE: _ago(60), steps.TAG_LAUNCHED: _ago(50), steps.TAG_S
         ("stopped", "stopped", None, {**RUN_DONE, steps.TAG_CYCLE: _ago(215)}, steps.START_RDS),  # next cycle
         ("available", "terminated", None, IN_A_RUN, steps.NONE),
         # a launch claimed but never sent (its pass failed and could not stop the instance)
-        ("available", "running", 20, {steps.TAG_CYCLE: _ago(25), steps.TAG_LAUNCHED: _ago(19),
-                                      steps.TAG_LAUNCH_STATUS: "claimed"}, steps.STOP_INSTANCE),
-        ("available", "running", 2, {steps.TAG_CYCLE: _ago(6), steps.TAG_LAUNCHED: _ago(1),
-                                     steps.TAG_LAUNCH_STATUS: "claimed"}, steps.NONE),  # being sent
-        ("available", "running", 20, {steps.TAG_CYCLE: _ago(25), steps.TAG_LAUNCHED: _ago(19),
-                                      steps.TAG_LAUNCH_STATUS: "sent"}, steps.NONE),
+        (
+            "available",
+            "running",
+            20,
+            {steps.TAG_CYCLE: _ago(25), steps.TAG_LAUNCHED: _ago(19), steps.TAG_LAUNCH_STATUS: "claimed"},
+            steps.STOP_INSTANCE,
+        ),
+        (
+            "available",
+            "running",
+            2,
+            {steps.TAG_CYCLE: _ago(6), steps.TAG_LAUNCHED: _ago(1), steps.TAG_LAUNCH_STATUS: "claimed"},
+            steps.NONE,
+        ),  # being sent
+        (
+            "available",
+            "running",
+            20,
+            {steps.TAG_CYCLE: _ago(25), steps.TAG_LAUNCHED: _ago(19), steps.TAG_LAUNCH_STATUS: "sent"},
+            steps.NONE,
+        ),
     ],
 )
 def test_decide(rds, instance, booted_min_ago, tags, expected):
@@ -406,8 +437,12 @@ def test_savings_are_counted_only_from_observed_stops(account, clock, emf_lines)
     assert action(result) == steps.START_RDS
     saved = step(result, "report")["result"]
     assert saved["savings"] == [
-        {"resource": "rds", "stopped_at": saved["savings"][0]["stopped_at"], "stopped_minutes": 190.0,
-         "usd": round(190 / 60 * RDS_PRICE, 4)}
+        {
+            "resource": "rds",
+            "stopped_at": saved["savings"][0]["stopped_at"],
+            "stopped_minutes": 190.0,
+            "usd": round(190 / 60 * RDS_PRICE, 4),
+        }
     ]
     metric = [line["DailyCostSavings"] for line in emf_lines() if "DailyCostSavings" in line]
     assert metric == [round(190 / 60 * RDS_PRICE, 4)]

@@ -28,6 +28,7 @@ def failed_run(event, context) -> dict:
     assert str(raised.value).startswith('{"ok": false, "error": ')
     return raised.value.result
 
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 MARKETS_URL = upbit.API_URL + "/market/all"
@@ -64,8 +65,9 @@ def upbit_api(monkeypatch):
 def answer_markets(mock, markets=None, status=200, body=None, headers=None):
     if body is None:
         body = json.dumps(RECORDED_MARKETS if markets is None else markets)
-    mock.add(responses.GET, MARKETS_URL, body=body, status=status, headers=headers,
-             content_type="application/json")
+    mock.add(
+        responses.GET, MARKETS_URL, body=body, status=status, headers=headers, content_type="application/json"
+    )
 
 
 def rows(connection) -> list[tuple]:
@@ -96,8 +98,13 @@ def test_the_first_run_inserts_every_krw_market(database, upbit_api, lambda_cont
 
     assert result["ok"] is True, result
     assert step(result, "fetch_markets")["result"] == {"count": len(KRW), "markets": KRW}
-    assert counts(result) == {"inserted": 11, "reactivated": 0, "deactivated": 0, "blacklisted": 2,
-                              "total_active": 9}
+    assert counts(result) == {
+        "inserted": 11,
+        "reactivated": 0,
+        "deactivated": 0,
+        "blacklisted": 2,
+        "total_active": 9,
+    }
     assert [row[0] for row in rows(database)] == KRW  # BTC- and USDT- markets are left out
     assert active(database) == [code for code in KRW if code not in ("KRW-BTC", "KRW-ETH")]
     assert upbit_api.calls[0].request.params == {"isDetails": "false"}
@@ -114,8 +121,13 @@ def test_a_second_run_changes_nothing(database, upbit_api, lambda_context):
     result = handler.lambda_handler({"force": True}, lambda_context)
 
     assert result["ok"] is True, result
-    assert counts(result) == {"inserted": 0, "reactivated": 0, "deactivated": 0, "blacklisted": 0,
-                              "total_active": 9}
+    assert counts(result) == {
+        "inserted": 0,
+        "reactivated": 0,
+        "deactivated": 0,
+        "blacklisted": 0,
+        "total_active": 9,
+    }
     assert rows(database) == before  # not even updated_at moved
 
 
@@ -136,8 +148,13 @@ def test_delisted_markets_are_deactivated_and_relisted_ones_reactivated(database
     upbit_api.replace(responses.GET, MARKETS_URL, json=RECORDED_MARKETS)
     relisted = handler.lambda_handler({"force": True}, lambda_context)
 
-    assert counts(relisted) == {"inserted": 0, "reactivated": 1, "deactivated": 0, "blacklisted": 0,
-                                "total_active": 9}
+    assert counts(relisted) == {
+        "inserted": 0,
+        "reactivated": 1,
+        "deactivated": 0,
+        "blacklisted": 0,
+        "total_active": 9,
+    }
     assert step(relisted, "sync_tickers")["result"]["changes"]["reactivated"] == ["KRW-DOGE"]
     doge = next(row for row in rows(database) if row[0] == "KRW-DOGE")
     assert doge[1] is True
@@ -152,8 +169,13 @@ def test_the_blacklist_deactivates_without_deleting(database, upbit_api, lambda_
 
     result = handler.lambda_handler({"force": True, "blacklist": ["krw-shib", "KRW-BTC "]}, lambda_context)
 
-    assert counts(result) == {"inserted": 0, "reactivated": 0, "deactivated": 0, "blacklisted": 2,
-                              "total_active": 9}
+    assert counts(result) == {
+        "inserted": 0,
+        "reactivated": 0,
+        "deactivated": 0,
+        "blacklisted": 2,
+        "total_active": 9,
+    }
     assert step(result, "sync_tickers")["result"]["changes"]["blacklisted"] == ["KRW-BTC", "KRW-SHIB"]
     assert len(rows(database)) == 11  # kept, inactive
 
@@ -327,7 +349,11 @@ def test_an_invocation_imports_neither_pandas_nor_pyupbit(database, db_secret):
     env = dict(os.environ, SECRET=json.dumps(db_secret), PYTHONPATH=str(ROOT / "src"))
     completed = subprocess.run(
         [sys.executable, "-c", SUBPROCESS_SCRIPT, MARKETS_URL, str(EVENTS / "upbit" / "market_all.json")],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -76,8 +76,20 @@ WORST_CASE_SECONDS = 600
 so a run ends inside the Timeout; a full load of ~230 KRW tickers takes about 3 minutes."""
 
 DAILY_COLUMNS = (
-    "ticker", "date", "open", "high", "low", "close", "volume",
-    "ma_20", "ma_50", "ma_200", "rsi_14", "bb_upper", "bb_lower", "volume_20ma",
+    "ticker",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "ma_20",
+    "ma_50",
+    "ma_200",
+    "rsi_14",
+    "bb_upper",
+    "bb_lower",
+    "volume_20ma",
 )
 FOUR_HOUR_COLUMNS = ("ticker", "date", "open", "high", "low", "close", "volume")
 
@@ -224,8 +236,9 @@ def valid_candles(candles: Any) -> tuple[Any, dict[str, int]]:
         "null": numbers.isna().any(axis=1),
         "non_positive_price": (numbers[["open", "high", "low", "close"]] <= 0).any(axis=1),
         "high_below_low": high < low,
-        "outside_range": (numbers[["open", "close"]].lt(low, axis=0)
-                          | numbers[["open", "close"]].gt(high, axis=0)).any(axis=1),
+        "outside_range": (
+            numbers[["open", "close"]].lt(low, axis=0) | numbers[["open", "close"]].gt(high, axis=0)
+        ).any(axis=1),
         "before_2001": pd.Series(candles.index < EARLIEST_CANDLE, index=candles.index),
     }
     dropped = {}
@@ -265,7 +278,9 @@ def daily_rows(ticker: str, candles: Any, history: list[tuple]) -> list[tuple]:
     fetched = fetched[~fetched.index.duplicated(keep="last")]
     stored = pd.DataFrame(
         [(close, volume) for _, close, volume in history],
-        index=[day for day, _, _ in history], columns=["close", "volume"], dtype=float,
+        index=[day for day, _, _ in history],
+        columns=["close", "volume"],
+        dtype=float,
     )
     stored = stored[~stored.index.isin(fetched.index)]
     series = pd.concat([stored, fetched[["close", "volume"]]]).sort_index()
@@ -273,25 +288,34 @@ def daily_rows(ticker: str, candles: Any, history: list[tuple]) -> list[tuple]:
     rows = []
     for day, candle in fetched.iterrows():
         computed = indicators.loc[day]
-        rows.append((
-            ticker, day,
-            *(_value(candle[name]) for name in ("open", "high", "low", "close", "volume")),
-            *(_value(computed[name]) for name in DAILY_COLUMNS[7:]),
-        ))
+        rows.append(
+            (
+                ticker,
+                day,
+                *(_value(candle[name]) for name in ("open", "high", "low", "close", "volume")),
+                *(_value(computed[name]) for name in DAILY_COLUMNS[7:]),
+            )
+        )
     return rows
 
 
 def four_hour_rows(ticker: str, candles: Any) -> list[tuple]:
     candles = candles[~candles.index.duplicated(keep="last")]
     return [
-        (ticker, timestamp.to_pydatetime(),
-         *(_value(candle[name]) for name in ("open", "high", "low", "close", "volume")))
+        (
+            ticker,
+            timestamp.to_pydatetime(),
+            *(_value(candle[name]) for name in ("open", "high", "low", "close", "volume")),
+        )
         for timestamp, candle in candles.iterrows()
     ]
 
 
 def collect_ticker(
-    ticker: str, client: UpbitClient, database: Database, today: datetime.date,
+    ticker: str,
+    client: UpbitClient,
+    database: Database,
+    today: datetime.date,
     retention: int = DEFAULT_FOUR_HOUR_RETENTION,
 ) -> dict[str, Any]:
     """Fetch, check, compute and write one ticker; raises on any failure, having written nothing."""
@@ -316,9 +340,15 @@ def collect_ticker(
         return cursor.rowcount
 
     four_hour_deleted = database.run_transaction(write)
-    return {"ticker": ticker, "mode": "full" if latest is None else "incremental", "daily_requested": count,
-            "daily_rows": len(daily_batch), "four_hour_rows": len(four_hour_batch),
-            "four_hour_deleted": four_hour_deleted, "dropped": dropped}
+    return {
+        "ticker": ticker,
+        "mode": "full" if latest is None else "incremental",
+        "daily_requested": count,
+        "daily_rows": len(daily_batch),
+        "four_hour_rows": len(four_hour_batch),
+        "four_hour_deleted": four_hour_deleted,
+        "dropped": dropped,
+    }
 
 
 # --- steps ---------------------------------------------------------------------------------------

@@ -170,8 +170,14 @@ def utcnow() -> datetime:
 
 class Config:
     __slots__ = (
-        "app_command", "db_identifier", "db_secret_arn", "ec2_price", "instance_id",
-        "max_run_minutes", "rds_price", "run_interval_minutes",
+        "app_command",
+        "db_identifier",
+        "db_secret_arn",
+        "ec2_price",
+        "instance_id",
+        "max_run_minutes",
+        "rds_price",
+        "run_interval_minutes",
     )
 
     def __init__(self, **values: Any) -> None:
@@ -244,7 +250,16 @@ class Request:
     """One reconcile pass: the settings, what triggered it, and what the steps found and did."""
 
     __slots__ = (
-        "config", "decision", "emitted", "errors", "hint", "now", "observed", "savings", "started", "trigger",
+        "config",
+        "decision",
+        "emitted",
+        "errors",
+        "hint",
+        "now",
+        "observed",
+        "savings",
+        "started",
+        "trigger",
     )
 
     def __init__(self, config: Config, trigger: str, hint: dict[str, Any], now: datetime) -> None:

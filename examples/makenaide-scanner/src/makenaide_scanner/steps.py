@@ -84,7 +84,7 @@ def parse_event(event: dict[str, Any]) -> Request:
     if "blacklist" in event:
         field, blacklist = "'blacklist'", event["blacklist"]
         if not isinstance(blacklist, list):
-            raise InvalidEvent(f"{field} must be a list of market codes such as \"KRW-BTC\"")
+            raise InvalidEvent(f'{field} must be a list of market codes such as "KRW-BTC"')
     else:
         configured = os.environ.get(BLACKLIST_ENV)
         field = BLACKLIST_ENV if configured is not None else "the default blacklist"
@@ -92,7 +92,7 @@ def parse_event(event: dict[str, Any]) -> Request:
     if len(blacklist) > MAX_BLACKLIST:
         raise InvalidEvent(f"{field} holds {len(blacklist)} entries, at most {MAX_BLACKLIST} are allowed")
     if not all(isinstance(item, str) for item in blacklist):
-        raise InvalidEvent(f"{field} must be a list of market codes such as \"KRW-BTC\"")
+        raise InvalidEvent(f'{field} must be a list of market codes such as "KRW-BTC"')
     blacklist = sorted({item.strip().upper() for item in blacklist if item.strip()})
     bad = [item for item in blacklist if not MARKET_PATTERN.match(item)]
     if bad:
@@ -121,8 +121,12 @@ def check_freshness(run: RunContext) -> dict[str, Any]:
     row = get_database(run.clients).run_transaction(read)
     last_scan_at, age_hours = (row[0].isoformat(), round(float(row[1]), 2)) if row else (None, None)
     due = age_hours is None or age_hours >= REFRESH_INTERVAL_HOURS
-    return {"last_scan_at": last_scan_at, "age_hours": age_hours, "due": due or run.request.force,
-            "forced": run.request.force and not due}
+    return {
+        "last_scan_at": last_scan_at,
+        "age_hours": age_hours,
+        "due": due or run.request.force,
+        "forced": run.request.force and not due,
+    }
 
 
 def fetch_markets(run: RunContext) -> dict[str, Any]:
@@ -136,11 +140,15 @@ def fetch_markets(run: RunContext) -> dict[str, Any]:
             ' send {"force": true} to scan anyway'
         )
     markets = UpbitClient(sleep=run.deadline.sleep).markets()
-    codes = sorted({
-        market["market"] for market in markets
-        if isinstance(market, dict) and isinstance(market.get("market"), str)
-        and market["market"].startswith(MARKET_PREFIX)
-    })
+    codes = sorted(
+        {
+            market["market"]
+            for market in markets
+            if isinstance(market, dict)
+            and isinstance(market.get("market"), str)
+            and market["market"].startswith(MARKET_PREFIX)
+        }
+    )
     malformed = [code for code in codes if not MARKET_PATTERN.match(code)]
     if malformed:
         raise UpbitError(f"market list: unexpected market codes {', '.join(malformed[:5])}")
@@ -216,9 +224,13 @@ def sync_tickers(run: RunContext) -> dict[str, Any]:
         }
 
     counts = get_database(run.clients).run_transaction(apply)
-    for name, metric in (("inserted", "TickersInserted"), ("reactivated", "TickersReactivated"),
-                         ("deactivated", "TickersDeactivated"), ("blacklisted", "TickersBlacklisted"),
-                         ("total_active", "ActiveTickers")):
+    for name, metric in (
+        ("inserted", "TickersInserted"),
+        ("reactivated", "TickersReactivated"),
+        ("deactivated", "TickersDeactivated"),
+        ("blacklisted", "TickersBlacklisted"),
+        ("total_active", "ActiveTickers"),
+    ):
         run.metrics.add(metric, counts[name])
     logger.info("tickers synchronised", extra={key: counts[key] for key in counts if key != "changes"})
     return counts
