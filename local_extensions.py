@@ -1,19 +1,27 @@
 """Cookiecutter's local extensions for this template (listed under ``_extensions`` in cookiecutter.json).
 
-Cookiecutter makes the function's folder, parents included, before the pre-generation hook runs, and
-when the hook rejects an answer it removes only that folder: ``function_name=a/b`` would leave an empty
-``a/`` behind. The ``lambda_function_name`` filter runs the hook's own check of the name while
-cookiecutter derives ``__module_name`` from it, which is before any folder exists. The failure looks
-like the hook's: one ``ERROR: function_name: ...`` line on stderr and a ``FailedHookException``.
+Cookiecutter makes the output folder and the function's folder, parents included, before the
+pre-generation hook runs; when the hook rejects an answer it removes only the function's folder (an
+empty ``-o`` folder, or ``a/`` for ``function_name=a/b``, stays behind), and its command line prints
+a traceback after the hook's line. So the template runs the hook's own validators earlier, while
+cookiecutter renders its private variables, before any folder exists: ``lambda_function_name`` checks
+the name as ``__module_name`` is derived from it, ``validate_answers`` checks every answer as
+``__validated`` (the last variable) is rendered. A rejection looks like the hook's: one
+``ERROR: <field>: ...`` line on stderr, then exit status 1 under cookiecutter's command line, or a
+``FailedHookException`` for a caller of the library (``leanlambda new``, cruft). The hook still checks
+everything itself: a replay or a recorded ``__validated`` skips this render.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any, NoReturn
 
+import click
 from cookiecutter.config import BUILTIN_ABBREVIATIONS
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.repository import expand_abbreviations, is_repo_url
@@ -22,6 +30,8 @@ from jinja2.ext import Extension
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent
 PRE_GEN_HOOK = TEMPLATE_ROOT / "hooks" / "pre_gen_project.py"
+COOKIECUTTER_CLI = "cookiecutter.cli"
+"""The module of cookiecutter's command-line entry point."""
 
 
 def _pre_gen_hook() -> ModuleType:
@@ -32,15 +42,48 @@ def _pre_gen_hook() -> ModuleType:
     return module
 
 
+FIELDS_FROM_PRIVATE = {
+    "module_name": "__module_name",
+    "stack_name": "__stack_name",
+    "aws_services": "__services",
+    "prewarm_services": "__prewarm",
+}
+"""Answers the hook judges in their derived form (as its main() reads them), by cookiecutter key."""
+
+
+def _refuse(error: Any) -> NoReturn:
+    """The hook's one line on stderr, then a failure without cookiecutter's own words.
+
+    Cookiecutter's command line echoes the exception it stops on to stdout, a second line saying
+    less than the first: under it, exit with status 1 as it would. A library caller gets the exception.
+    """
+    print(error.line(), file=sys.stderr)  # the hook's InvalidAnswer
+    context = click.get_current_context(silent=True)
+    if context is not None and getattr(context.command.callback, "__module__", "") == COOKIECUTTER_CLI:
+        sys.exit(1)
+    raise FailedHookException("an answer was rejected before any folder was made") from None
+
+
 def lambda_function_name(value: object) -> object:
     """``value`` unchanged when the hook would accept it as a function name."""
     hook = _pre_gen_hook()
     try:
         hook.validate_function_name(value)
     except hook.InvalidAnswer as error:
-        print(error.line(), file=sys.stderr)
-        raise FailedHookException("function_name rejected before any folder was made") from None
+        _refuse(error)
     return value
+
+
+def validate_answers(context: Mapping[str, Any]) -> str:
+    """An empty string when the hook accepts every answer rendered so far (``context``: ``cookiecutter``)."""
+    hook = _pre_gen_hook()
+    answers = {key: value for key, value in context.items() if not key.startswith("_")}
+    answers.update({field: context[key] for field, key in FIELDS_FROM_PRIVATE.items() if key in context})
+    try:
+        hook.validate_answers(answers, hook.known_services())
+    except hook.InvalidAnswer as error:
+        _refuse(error)
+    return ""
 
 
 def toolkit_requirement(template: object, checkout: object = None) -> str:
@@ -59,9 +102,13 @@ def toolkit_requirement(template: object, checkout: object = None) -> str:
 
 
 class FunctionNameExtension(Extension):
-    """Adds the ``lambda_function_name`` and ``toolkit_requirement`` filters."""
+    """Adds the ``lambda_function_name``, ``validate_answers`` and ``toolkit_requirement`` filters.
+
+    (Named for its first filter: cruft passes the recorded ``_extensions`` back, so the name stays.)
+    """
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["lambda_function_name"] = lambda_function_name
+        environment.filters["validate_answers"] = validate_answers
         environment.filters["toolkit_requirement"] = toolkit_requirement

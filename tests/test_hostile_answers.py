@@ -8,10 +8,11 @@ named in the rejection and the stage that rejects it:
 - ``cookiecutter``: cookiecutter itself refuses the answer before the hook runs (a choice or boolean
   prompt given something else), with an exception that names the field.
 
-In every case nothing may be left in the output folder or next to it. A name with ``/`` (``a/b``) would
-be made into nested folders; cookiecutter creates them before the pre-generation hook runs and removes
-only the innermost when the hook fails, so the template checks the name earlier, while cookiecutter
-derives the module name from it (``local_extensions.py``), and reports it the way the hook does.
+In every case nothing may be left in the output folder or next to it. Cookiecutter creates the output
+folder and the function's (``a/b`` would be nested folders) before the pre-generation hook runs, and
+removes only the innermost when the hook fails, so the template runs the hook's checks earlier, while
+cookiecutter renders its private variables (``local_extensions.py``), and reports them the way the hook
+does: under cookiecutter's command line, one line and no traceback.
 """
 
 from __future__ import annotations
@@ -134,6 +135,60 @@ def test_cookiecutter_cli_exits_non_zero_with_one_line_naming_the_field(case_id,
     assert HOOK_LINE.match(hook_lines[0]).group(1) == case["field"]
     assert list(out.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+COOKIECUTTER = Path(sys.executable).parent / "cookiecutter"
+"""The command line a user runs: the one installed beside the Python running the tests."""
+BAD_CLI_ANSWERS = [
+    ("memory_size", "5"),
+    ("timeout", "901"),
+    ("region", "zz-nowhere-9"),
+    ("schedule_expression", "rate(5 minute)"),
+    ("description", "tab\there"),
+    ("aws_services", "s4"),
+    ("function_name", "a/b"),
+]
+
+
+def _plain_cookiecutter(tmp_path: Path, *answers: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / "made" / "out"  # neither exists: cookiecutter would make both
+    result = subprocess.run(
+        [str(COOKIECUTTER), str(REPO_ROOT), "--no-input", "-o", str(out), *answers],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    return result, out
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_CLI_ANSWERS, ids=[field for field, _ in BAD_CLI_ANSWERS])
+def test_plain_cookiecutter_prints_one_line_no_traceback_and_makes_no_folder(field, value, tmp_path):
+    result, _ = _plain_cookiecutter(tmp_path, f"{field}={value}")
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert HOOK_LINE.match(result.stderr).group(1) == field, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == [], "the -o folder or its parent was made"
+
+
+def test_plain_cookiecutter_ignores_an_unknown_key(tmp_path):
+    """What README.md says of cookiecutter itself: a key the template does not have is dropped silently."""
+    result, out = _plain_cookiecutter(tmp_path, "nosuch=1")
+    assert result.returncode == 0, result.stderr
+    assert "nosuch" not in (out / "my-function" / ".cookiecutter.json").read_text()
+
+
+@pytest.mark.parametrize("answer", ["use_postgres=maybe", "runtime=python3.11"])
+def test_plain_cookiecutter_refuses_a_non_choice_itself_with_its_own_value_error(answer, tmp_path):
+    """What README.md says of cookiecutter itself: it raises before the template's code runs."""
+    result, _ = _plain_cookiecutter(tmp_path, answer)
+    assert result.returncode != 0
+    assert "ValueError: " in result.stderr and answer.partition("=")[0] in result.stderr
+    assert [line for line in result.stderr.splitlines() if HOOK_LINE.match(line)] == []
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("case_id", ["name-stdlib-json", "schedule-rate(5 minute)", "layer-path"])
