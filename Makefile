@@ -15,7 +15,7 @@ help:
 	@echo "make reliability  the fault, load and hostile-input suites"
 	@echo "make bench        side-by-side benchmarks, written to docs/benchmarks.md"
 	@echo "make examples     regenerate the template-owned files of every example"
-	@echo "make lint         ruff over the toolkit, hooks, tests and examples"
+	@echo "make lint         ruff check and ruff format --check over the toolkit, hooks, tests and examples"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 examples: $(STAMP)
 	$(BIN)/python examples/regenerate.py

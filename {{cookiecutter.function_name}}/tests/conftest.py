@@ -3,8 +3,9 @@
 
 PostgreSQL tests use the server at DATABASE_URL when it is set, else a throwaway
 server started for the session (tests/pg_server.py). They are never skipped.
-{%- endif %}
 """
+{%- else %}"""
+{%- endif %}
 
 from __future__ import annotations
 

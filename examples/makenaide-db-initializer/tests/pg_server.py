@@ -60,14 +60,31 @@ class PostgresServer:
             shutil.chown(self.root, SERVER_USER)
             shutil.chown(password_file, SERVER_USER)
         self._run(
-            find_binary("initdb"), "-D", str(self.data), "-U", SERVER_USER, "--auth=scram-sha-256",
-            f"--pwfile={password_file}", "-E", "UTF8", "--no-sync",
+            find_binary("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            SERVER_USER,
+            "--auth=scram-sha-256",
+            f"--pwfile={password_file}",
+            "-E",
+            "UTF8",
+            "--no-sync",
         )
         password_file.unlink()
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
         self._run(
-            find_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"),
-            "-w", "-t", str(START_TIMEOUT_S), "start",
+            find_binary("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "start",
         )
         return self
 

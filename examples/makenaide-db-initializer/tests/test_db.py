@@ -125,9 +125,9 @@ class RotatingRole:
         self.settings = dict(db_secret, username=self.name, password=self.passwords[0])
         self._admin(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s"), self.passwords[0])
         self.client = boto3.client("secretsmanager")
-        self.arn = self.client.create_secret(
-            Name=f"{self.name}/db", SecretString=json.dumps(self.settings)
-        )["ARN"]
+        self.arn = self.client.create_secret(Name=f"{self.name}/db", SecretString=json.dumps(self.settings))[
+            "ARN"
+        ]
 
     def _admin(self, statement: sql.Composable, *params: str) -> None:
         with psycopg2.connect(self.admin_url) as admin, admin.cursor() as cursor:
@@ -145,8 +145,9 @@ class RotatingRole:
     def end_sessions(self) -> None:
         """The server drops the role's sessions (an idle timeout, a failover), so the next use connects."""
         with psycopg2.connect(self.admin_url) as admin, admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                           (self.name,))
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (self.name,)
+            )
         admin.close()
 
     def drop(self) -> None:

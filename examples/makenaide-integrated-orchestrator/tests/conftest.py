@@ -1,5 +1,4 @@
-"""Shared fixtures: moto behind the real boto3 clients, a Lambda context, fresh state.
-"""
+"""Shared fixtures: moto behind the real boto3 clients, a Lambda context, fresh state."""
 
 from __future__ import annotations
 

@@ -30,9 +30,13 @@ logger = logging.getLogger()
 logger.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO")
 
 FUNCTION_NAME = "{{ cookiecutter.function_name }}"
+{%- if cookiecutter.metrics_namespace | length > 70 %}
 DEFAULT_METRICS_NAMESPACE = (
     "{{ cookiecutter.metrics_namespace }}"
 )
+{%- else %}
+DEFAULT_METRICS_NAMESPACE = "{{ cookiecutter.metrics_namespace }}"
+{%- endif %}
 METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
 MAX_ERROR_CHARS = 300
 """An error result quotes at most this much of the reason: events can be megabytes."""

@@ -30,9 +30,7 @@ logger = logging.getLogger()
 logger.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO")
 
 FUNCTION_NAME = "makenaide-data-collector"
-DEFAULT_METRICS_NAMESPACE = (
-    "Makenaide/DataCollector"
-)
+DEFAULT_METRICS_NAMESPACE = "Makenaide/DataCollector"
 METRICS_NAMESPACE = os.environ.get("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
 MAX_ERROR_CHARS = 300
 """An error result quotes at most this much of the reason: events can be megabytes."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     class MetricsBackend(Protocol):
         def send(self, namespace: str, metrics: list[Metric]) -> None: ...
 
+
 logger = logging.getLogger(__name__)
 
 EMF_MAX_METRICS_PER_BLOB = 100

@@ -146,8 +146,10 @@ class Database:
             refused = error
         # Rotation changed the password (or the user) under the cached copy. psycopg2's message
         # names the user, never the password; only the error's type is logged.
-        logger.warning("connection refused with cached credentials (%s), fetching the secret again",
-                       type(refused).__name__)
+        logger.warning(
+            "connection refused with cached credentials (%s), fetching the secret again",
+            type(refused).__name__,
+        )
         self._credentials = None
         renewed = self._settings()
         if renewed == settings:

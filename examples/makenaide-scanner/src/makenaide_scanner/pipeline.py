@@ -209,9 +209,7 @@ class PipelineExecutor:
         return StepResult(step.name, OK, _elapsed_ms(started), result=value)
 
     @staticmethod
-    def _compensate(
-        completed: list[Step], run_context: RunContext
-    ) -> tuple[list[str], list[dict[str, str]]]:
+    def _compensate(completed: list[Step], run_context: RunContext) -> tuple[list[str], list[dict[str, str]]]:
         """Undo completed steps, newest first: the names undone, and what could not be undone.
 
         A failed undo is in the result, not only in the log: it may have left a resource running.
