@@ -15,7 +15,7 @@ help:
 	@echo "make reliability  the fault, load and hostile-input suites"
 	@echo "make bench        side-by-side benchmarks, written to docs/benchmarks.md"
 	@echo "make examples     regenerate the template-owned files of every example"
-	@echo "make lint         ruff check and ruff format --check over the toolkit, hooks, tests and examples"
+	@echo "make lint         ruff check and ruff format --check over everything, mypy --strict over the toolkit"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 examples: $(STAMP)
 	$(BIN)/python examples/regenerate.py
