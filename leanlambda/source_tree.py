@@ -11,7 +11,6 @@ a module that shipped code imports: leaving that out would fail only on Lambda.
 
 from __future__ import annotations
 
-import ast
 import os
 import stat
 import tokenize
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from leanlambda.errors import UsageError
+from leanlambda.imports import is_importable, is_package, module_name, parse_imports
 
 CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 TEST_DIRS = frozenset({"tests", "test"})
@@ -105,38 +105,11 @@ def read_python(path: Path) -> tuple[str, str] | None:
 
 
 def _module_name(relative: PurePosixPath) -> str | None:
+    """The module a .py file under src/ is imported as, None for other files and unimportable paths."""
     if relative.suffix != ".py":
         return None
-    parts = list(relative.with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts) if parts and all(part.isidentifier() for part in parts) else None
-
-
-def imported_names(source: str, module: str, is_package: bool) -> set[str]:
-    """Absolute names a module imports (relative imports resolved), each with its parents."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return set()
-    package = module if is_package else module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".") if package else []
-                parent = parent[: len(parent) - (node.level - 1)] if node.level > 1 else parent
-                base = ".".join([*parent, base] if base else parent)
-            names.add(base)
-            names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
-    closure: set[str] = set()
-    for name in names:
-        parts = name.split(".")
-        closure.update(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-    return closure
+    name = module_name(relative)
+    return name if is_importable(name) else None
 
 
 def collect(src: Path) -> SourceTree:
@@ -153,7 +126,7 @@ def collect(src: Path) -> SourceTree:
             read = read_python(item.path)
             if read is None:
                 continue
-            for imported in imported_names(read[0], name, item.relative.name == "__init__.py"):
+            for imported in parse_imports(read[0], name, is_package(item.relative), str(item.relative)):
                 needed = modules.get(imported)
                 if needed is not None and needed.relative not in shipped:
                     shipped.add(needed.relative)

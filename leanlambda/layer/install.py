@@ -25,6 +25,7 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 
 from leanlambda.errors import UsageError
+from leanlambda.imports import top_level_module
 from leanlambda.layer.target import Target
 from leanlambda.limits import RUNTIME_SDK_DEPENDENCIES, RUNTIME_SDK_DISTRIBUTIONS
 
@@ -276,15 +277,10 @@ def companion_parents(site: Path, dists: list[Dist], target: Target) -> dict[str
     for name, info in dist_info_dirs(site).items():
         record = info / "RECORD"
         if record.is_file():
-            tops = {
-                line.split(",", 1)[0].split("/", 1)[0]
-                for line in record.read_text(encoding="utf-8").splitlines()
-            }
-            modules[name] = {
-                top.removesuffix(".py").split(".", 1)[0]
-                for top in tops
-                if top and not top.endswith((".dist-info", ".data")) and top not in ("..", "bin")
-            }
+            lines = record.read_text(encoding="utf-8").splitlines()
+            entries = {line.split(",", 1)[0].partition("/") for line in lines}
+            tops = (top_level_module(top, bool(slash)) for top, slash, _rest in entries)
+            modules[name] = {top for top in tops if top is not None}
     edges = _edges(dists, target)
     parents: dict[str, list[str]] = {}
     for dependant, needs in sorted(edges.items()):

@@ -22,7 +22,6 @@ to numpy's OpenBLAS; such files keep the bytes the wheel shipped.
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from leanlambda.imports import is_package, module_name, parse_imports
 from leanlambda.layer.elf import is_elf, loaded_image
 from leanlambda.minify import empty_docstrings
 
@@ -113,51 +113,12 @@ def strip_symbol_tables(path: Path, strip: str) -> int:
     return before - after
 
 
-def _module_name(site: Path, path: Path) -> str:
-    """Dotted module name of a .py file or package directory under site."""
-    parts = (
-        list(path.relative_to(site).with_suffix("").parts)
-        if path.suffix == ".py"
-        else list(path.relative_to(site).parts)
-    )
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _imported_names(path: Path, module: str) -> set[str]:
-    """Absolute names of the modules a .py file imports (relative imports resolved; `from a import b`
-    gives both a and a.b, since b may be a submodule)."""
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError):
-        return set()
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base_parts = package.split(".") if package else []
-                if node.level - 1 > len(base_parts):
-                    continue
-                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-                base = ".".join(base_parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            if base:
-                names.add(base)
-                names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    return names
-
-
 def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
     """Files inside test packages that runtime modules import (and the __init__.py files on their way),
     found by reading the import statements of every .py file that stays."""
     if not test_dirs:
         return set()
-    by_name = {_module_name(site, directory): directory for directory in test_dirs}
+    by_name = {module_name(directory.relative_to(site)): directory for directory in test_dirs}
     tokens = {name.rpartition(".")[2] for name in by_name}  # cheap text filter before parsing
     inside = tuple(str(directory) + os.sep for directory in test_dirs)
     queue = [
@@ -175,14 +136,16 @@ def _test_modules_in_use(site: Path, test_dirs: list[Path]) -> set[Path]:
         in_test_dir = str(path).startswith(inside)  # a kept test module: relative imports name no test dir
         if not in_test_dir and not any(token.encode() in path.read_bytes() for token in tokens):
             continue
-        for name in _imported_names(path, _module_name(site, path)):
+        relative = path.relative_to(site)
+        imported = parse_imports(path.read_bytes(), module_name(relative), is_package(relative), str(path))
+        for name in imported:
             for test_name, directory in by_name.items():
                 if name != test_name and not name.startswith(test_name + "."):
                     continue
-                relative = name[len(test_name) :].lstrip(".").split(".") if name != test_name else []
+                inside_test = name[len(test_name) :].lstrip(".").split(".") if name != test_name else []
                 current = directory
                 wanted = [current / "__init__.py"]
-                for part in relative:
+                for part in inside_test:
                     current = current / part
                     wanted.append(current / "__init__.py")
                 wanted.append(current.with_suffix(".py"))

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leanlambda.imports import top_level_module
 from leanlambda.interpreters import find_interpreter
 from leanlambda.layer.isolation import (
     ISOLATED_FLAGS,
@@ -49,7 +50,6 @@ from leanlambda.layer.target import Target, host_arch
 SKIPPED_REASON_PREFIX = "verification skipped"
 IMPORT_TIMEOUT_S = 120
 MAX_WORKERS = 8
-NOT_MODULES = frozenset({"bin", "__pycache__"})
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning): \S")
 
 _PRELUDE = "import sys; sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]); "
@@ -120,19 +120,8 @@ class Verification:
 
 def top_level_modules(site: Path) -> list[str]:
     """Importable top-level names in the layer: packages, namespace dirs, .py files, extension modules."""
-    names = set()
-    for entry in site.iterdir():
-        if entry.is_dir():
-            name = entry.name
-        elif entry.suffix == ".py":
-            name = entry.stem
-        elif entry.suffix == ".so" or ".so." in entry.name or entry.name.endswith(".so"):
-            name = entry.name.split(".", 1)[0]
-        else:
-            continue
-        if name.isidentifier() and name not in NOT_MODULES:
-            names.add(name)
-    return sorted(names)
+    found = (top_level_module(entry.name, entry.is_dir()) for entry in site.iterdir())
+    return sorted({name for name in found if name is not None})
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanlambda.function import FunctionDir
+from leanlambda.imports import import_source, is_package, module_name
 
 SKIPPED_DIRS = frozenset(
     {"__pycache__", "tests", "test", ".aws-sam", ".venv", "venv", "build", "dist", "node_modules", "events"}
@@ -83,15 +84,8 @@ def call_name(call: ast.Call) -> str | None:
     return None
 
 
-def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
-    parts = module.split(".")
-    base = parts if is_package else parts[:-1]
-    if level > 1:
-        base = base[: len(base) - (level - 1)]
-    return ".".join([*base, target] if target else base)
-
-
-def _aliases(tree: ast.Module, module: str, is_package: bool) -> dict[str, str]:
+def _aliases(tree: ast.Module, module: str, package: bool) -> dict[str, str]:
+    """Local name -> the absolute name it is bound to by the module's imports."""
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -102,21 +96,12 @@ def _aliases(tree: ast.Module, module: str, is_package: bool) -> dict[str, str]:
                     top = alias.name.split(".")[0]
                     aliases[top] = top
         elif isinstance(node, ast.ImportFrom):
-            source = node.module or ""
-            if node.level:
-                source = _resolve_relative(module, is_package, node.level, node.module)
+            source = import_source(node, module, package)
+            if source is None:
+                continue  # a relative import that cannot resolve binds nothing at run time
             for alias in node.names:
-                aliases[alias.asname or alias.name] = f"{source}.{alias.name}" if source else alias.name
+                aliases[alias.asname or alias.name] = f"{source}.{alias.name}"
     return aliases
-
-
-def module_name(src: Path, path: Path) -> tuple[str, bool]:
-    rel = path.relative_to(src).with_suffix("")
-    parts = list(rel.parts)
-    is_package = parts[-1] == "__init__"
-    if is_package:
-        parts = parts[:-1]
-    return ".".join(parts), is_package
 
 
 @dataclass
@@ -146,7 +131,8 @@ def load_sources(function: FunctionDir) -> SourceTree:
         except (SyntaxError, UnicodeDecodeError, ValueError) as error:
             errors.append(f"{rel}: cannot parse ({error.__class__.__name__}: {error})")
             continue
-        module, is_package = module_name(src, path)
+        relative = path.relative_to(src)
+        module = module_name(relative)
         parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
         files.append(
             SourceFile(
@@ -155,7 +141,7 @@ def load_sources(function: FunctionDir) -> SourceTree:
                 module=module,
                 tree=tree,
                 parents=parents,
-                aliases=_aliases(tree, module, is_package),
+                aliases=_aliases(tree, module, is_package(relative)),
             )
         )
     return SourceTree(files=files, errors=errors)
