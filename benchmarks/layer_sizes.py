@@ -41,6 +41,7 @@ from leanlambda.layer import build_layer, load_settings
 from leanlambda.layer.builder import LOCK_FILE
 from leanlambda.layer.builder import mb as size_text
 from leanlambda.layer.coldstart import cold_import_medians
+from leanlambda.layer.coldstart import naive_layer as pip_install_naive
 from leanlambda.layer.install import canonical
 from leanlambda.layer.runtime_sdk import runtime_sdk_path
 from leanlambda.layer.target import Target
@@ -123,26 +124,12 @@ def lock_pins(lock: Path) -> list[str]:
 
 def naive_layer(lock: Path, target: Target, work: Path, python: str) -> Naive:
     pins = lock_pins(lock)
-    frozen = work / "naive-requirements.txt"
-    frozen.write_text("\n".join(pins) + "\n", encoding="utf-8")
     site = work / "naive" / "python"
-    subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            "--no-deps",
-            *target.pip_target_args(),
-            "-r",
-            str(frozen),
-        ],
-        check=True,
-    )
+    try:
+        pip_install_naive(pins, target, python, site)
+    except subprocess.CalledProcessError as error:
+        tail = (error.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
+        raise SystemExit(f"benchmark: the naive pip install failed: {' '.join(tail) or error}") from None
     archive = work / "naive.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=NAIVE_ZIP_LEVEL) as out:
         for root, _dirs, files in os.walk(site.parent):

@@ -101,26 +101,10 @@ def naive_layer(pins: list[str], target: Target, python: str, destination: Path)
     frozen = destination.parent / f"{destination.name}-requirements.txt"
     frozen.write_text("\n".join(pins) + "\n", encoding="utf-8")
     try:
-        subprocess.run(
-            [
-                python,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--target",
-                str(destination),
-                "--no-deps",
-                *target.pip_target_args(),
-                "-r",
-                str(frozen),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=NAIVE_TIMEOUT_S,
+        command = target.pip_install_command(
+            destination, ["-r", str(frozen)], python=python, compile_bytecode=True, extra=["--no-deps"]
         )
+        subprocess.run(command, check=True, capture_output=True, timeout=NAIVE_TIMEOUT_S)
     finally:
         frozen.unlink(missing_ok=True)
     return destination

@@ -67,25 +67,12 @@ def pip_install(
     requirements must hold checked specifiers only (leanlambda.layer.requirements); find_links is the
     builder's own directory of pure wheels built from allow_pure_sdist packages."""
     report = dest.parent / f".{dest.name}-pip-report.json"
-    command = [
-        python or sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--target",
-        str(dest),
-        "--no-compile",
-        "--no-input",
-        "--disable-pip-version-check",
-        "--no-warn-script-location",
-        *target.pip_target_args(),
-        "--report",
-        str(report),
-        "-r",
-        str(requirements),
-    ]
+    extra = ["--no-warn-script-location", "--report", str(report)]
     if find_links is not None:
-        command += ["--find-links", str(find_links)]
+        extra += ["--find-links", str(find_links)]
+    command = target.pip_install_command(
+        dest, ["-r", str(requirements)], python=python, quiet=False, extra=extra
+    )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         done = subprocess.run(

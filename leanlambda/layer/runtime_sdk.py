@@ -9,7 +9,6 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from leanlambda.layer.target import Target
@@ -46,20 +45,9 @@ def runtime_sdk_path(target: Target, scratch: Path) -> tuple[Path, str]:
         if (folder / ".complete").is_file():
             return folder, f"the runtime's SDK stand-in ({described})"
         partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-compile",
-            "--target",
-            str(partial),
-            *target.pip_target_args(),
-            *(f"{name}=={version}" for name, version in sorted(pins.items())),
-        ]
+        command = target.pip_install_command(
+            partial, [f"{name}=={version}" for name, version in sorted(pins.items())]
+        )
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=SDK_INSTALL_TIMEOUT_S, check=False

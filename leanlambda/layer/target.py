@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import platform
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from leanlambda import limits
 from leanlambda.errors import UsageError
@@ -21,6 +24,7 @@ ARCH_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> the 
 DEFAULT_ARCH = "x86_64"
 OLDEST_MANYLINUX2014_GLIBC = 17  # manylinux2014 == manylinux_2_17: the oldest tag aarch64 wheels use
 LEGACY_X86_TAGS = ("manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1")
+PIP_QUIET_ARGS = ("--disable-pip-version-check", "--no-input")  # never prompt, never nag about pip itself
 _RUNTIME_RE = re.compile(r"^python(\d+)\.(\d+)$")
 
 
@@ -65,12 +69,38 @@ class Target:
             tags.extend(f"{tag}_{self.machine}" for tag in LEGACY_X86_TAGS)
         return tags
 
-    def pip_target_args(self) -> list[str]:
-        """pip options that select wheels for this target and nothing built for the build machine."""
-        args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", self.python_version]
+    def pip_target_args(self, python_version: str | None = None) -> list[str]:
+        """pip options that select wheels for this target and nothing built for the build machine.
+
+        python_version: the Python the wheels must import under when it is not the runtime's own (a
+        measured run on the toolkit's Python); the platform tags stay the runtime's."""
+        version = python_version or self.python_version
+        args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", version]
         for tag in self.platform_tags():
             args += ["--platform", tag]
         return args
+
+    def pip_install_command(
+        self,
+        destination: Path,
+        requirements: Sequence[str],
+        *,
+        python: str | None = None,
+        compile_bytecode: bool = False,
+        quiet: bool = True,
+        python_version: str | None = None,
+        extra: Sequence[str] = (),
+    ) -> list[str]:
+        """`python -m pip install --target destination` of requirements (name==version pins, or `-r FILE`)
+        with this target's wheels only: the one way the toolkit installs anything for Lambda.
+
+        python runs pip (default: this one; its version does not choose the wheels); compile_bytecode
+        keeps pip's default of compiling with it (a naive layer), otherwise nothing is compiled; extra
+        holds the caller's own pip options (--no-deps, --report FILE, ...)."""
+        command = [python or sys.executable, "-m", "pip", "install", "--target", str(destination)]
+        command += [*PIP_QUIET_ARGS, *(["--quiet"] if quiet else [])]
+        command += [] if compile_bytecode else ["--no-compile"]
+        return [*command, *self.pip_target_args(python_version), *extra, *requirements]
 
     def marker_environment(self) -> dict[str, str]:
         """PEP 508 marker values as they are on Lambda, for reading the dependency graph."""

@@ -1,8 +1,9 @@
 """A function's dependencies as Lambda would have them: requirements.txt installed for its platform.
 
 `sam build` installs the code folder's requirements.txt into the zip; the measured checks do the same
-into a temporary site (`pip install --target`, manylinux wheels for the function's architecture), so a
-dependency the function declares is found and one it forgets is not. What cannot be installed is
+into a temporary site (`pip install --target`, the wheels `leanlambda layer` would pick for the runtime
+and architecture, for the Python the measured runs use), so a dependency the function declares is found
+and one it forgets is not. What cannot be installed is
 named, and the measured check that needed it is skipped with that reason, never failed for it.
 """
 
@@ -11,16 +12,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from leanlambda.emulator.runtime_client import choose_interpreter
+from leanlambda.layer.target import ARCH_MACHINE, DEFAULT_ARCH, DEFAULT_RUNTIME, RUNTIME_GLIBC, Target
 from leanlambda.limits import RUNTIME_SDK_DISTRIBUTIONS
 
 REQUIREMENTS_FILE = "requirements.txt"
 PIP_TIMEOUT_S = 300
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 SITE_CACHE = Path(tempfile.gettempdir()) / "leanlambda-review-sites"
 
 
@@ -36,6 +36,15 @@ def requirements_file(code_dir: Path, root: Path) -> Path | None:
 def _runner_python(runtime: str) -> str:
     """The Python version the measured runs use (the runtime's where it is here): wheels must match it."""
     return choose_interpreter(runtime).minor
+
+
+def _target(runtime: str, architecture: str) -> Target:
+    """The function's platform as the layer builder reads it; a runtime or architecture this toolkit does
+    not build for (the review names it elsewhere) is read as the default one."""
+    return Target(
+        runtime if runtime in RUNTIME_GLIBC else DEFAULT_RUNTIME,
+        architecture if architecture in ARCH_MACHINE else DEFAULT_ARCH,
+    )
 
 
 def _wanted(requirements: Path) -> list[str]:
@@ -62,36 +71,21 @@ def install_requirements(requirements: Path, architecture: str, runtime: str) ->
     wanted = _wanted(requirements)
     if not wanted:
         return None, NOTHING_TO_INSTALL
-    return _install(tuple(wanted), PLATFORMS.get(architecture, PLATFORMS["x86_64"]), _runner_python(runtime))
+    return _install(tuple(wanted), _target(runtime, architecture), _runner_python(runtime))
 
 
 @functools.lru_cache(maxsize=16)
-def _install(wanted: tuple[str, ...], platform: str, python: str) -> tuple[Path | None, str]:
-    key = hashlib.sha256("\n".join([platform, python, *wanted]).encode()).hexdigest()[:16]
+def _install(wanted: tuple[str, ...], target: Target, python: str) -> tuple[Path | None, str]:
+    platform = target.describe()
+    args = target.pip_target_args(python)
+    key = hashlib.sha256("\n".join([*args, *wanted]).encode()).hexdigest()[:16]
     site = SITE_CACHE / key
     if (site / ".complete").is_file():
         return site, f"requirements.txt installed for {platform}, Python {python}"
     site.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-        str(site),
-        "--upgrade",
-        "--platform",
-        platform,
-        "--implementation",
-        "cp",
-        "--python-version",
-        python,
-        "--only-binary=:all:",
-        *wanted,
-    ]
+    command = target.pip_install_command(
+        site, wanted, python_version=python, compile_bytecode=True, extra=["--upgrade"]
+    )
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
