@@ -45,7 +45,11 @@ class LambdaContext:
 
 
 def peak_rss_kib():
-    """This process image's peak RSS: VmHWM (ru_maxrss where there is no /proc)."""
+    """This process image's peak RSS: VmHWM (ru_maxrss where there is no /proc).
+
+    The toolkit's reader is leanlambda.emulator.runtime_api.peak_rss_kb; this copy exists because the
+    child runs under the runtime's Python with nothing but the standard library (leanlambda is not
+    importable here, and importing it would count in the figures being measured)."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:

@@ -7,7 +7,7 @@ from `package`, `invoke` and `review` alike.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class FunctionDir:
     properties: dict[str, Any]  # the function's Properties with Globals.Function merged in
     handler: str
     name: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def src(self) -> Path:

@@ -65,7 +65,7 @@ class Outcome:
     error: dict[str, Any] | None = None
     output: str = ""
     exit_status: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    log_end: int | None = None  # the runtime's log size when it answered: where this invocation's output ends
     invocations: list[Outcome] = field(default_factory=list)
     import_ms: float | None = None  # MODE_INIT only: the handler module's own import, within init_ms
     python: str = ""  # 'Python 3.13.0 (/path): why this one'
@@ -320,7 +320,7 @@ def _serve(
         outcome.init_ms = init_ms if index == 0 else None
         log.flush()
         start = 0 if index == 0 else invocation.log_start
-        outcome.output = _read(log_path, start, outcome.extra.pop("log_end", None))
+        outcome.output = _read(log_path, start, outcome.log_end)
         outcomes.append(outcome)
         taken += 1
         if not watch.poll():  # the environment is gone; the next event starts a new one
@@ -346,7 +346,7 @@ def _await(ctx: _Run, api: RuntimeApi, watch: _Watch, invocation: Invocation) ->
         if invocation.error is not None:
             outcome.error = invocation.error
             outcome.status = STATUS_ERROR
-        outcome.extra["log_end"] = invocation.log_end
+        outcome.log_end = invocation.log_end
     elif timed_out:
         outcome.status = STATUS_TIMEOUT
         outcome.duration_ms = ctx.timeout_s * 1000
