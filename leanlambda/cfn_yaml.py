@@ -37,7 +37,8 @@ class _CfnLoader(yaml.SafeLoader):
             self._aliases = getattr(self, "_aliases", 0) + 1
             if self._aliases > MAX_ALIASES:
                 raise TemplateTooLarge(f"more than {MAX_ALIASES} YAML aliases")
-        return super().compose_node(parent, index)
+        # types-PyYAML says int; PyYAML passes a mapping value's key node there
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
     def get_single_node(self) -> yaml.Node | None:
         node = super().get_single_node()
@@ -79,6 +80,7 @@ def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dic
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode)  # the only other kind of node the composer makes
         value = loader.construct_mapping(node, deep=True)
     key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     return {key: value}

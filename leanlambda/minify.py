@@ -270,24 +270,24 @@ def strip_annotations(source: str) -> str:
             continue
         cuts += _variable_annotations(node)
         arguments = node.args
+        starred = (arguments.vararg, arguments.kwarg)
         for argument in (
             *arguments.posonlyargs,
             *arguments.args,
             *arguments.kwonlyargs,
-            arguments.vararg,
-            arguments.kwarg,
+            *(star for star in starred if star is not None),
         ):
-            annotation = argument.annotation if argument is not None else None
-            if annotation is not None and annotation.lineno == annotation.end_lineno == argument.lineno:
+            annotation = argument.annotation
+            if annotation is not None and annotation.lineno == _end(annotation)[0] == argument.lineno:
                 name_end = argument.col_offset + len(argument.arg.encode("utf-8"))
-                cuts.append((argument.lineno, name_end, annotation.end_col_offset))
+                cuts.append((argument.lineno, name_end, _end(annotation)[1]))
         returns = node.returns
-        if returns is not None and returns.lineno == returns.end_lineno:
+        if returns is not None and returns.lineno == _end(returns)[0]:
             line = lines[returns.lineno - 1].encode("utf-8")
             arrow = line.rfind(b"->", 0, returns.col_offset)
             if arrow != -1:
                 start = len(line[:arrow].rstrip())
-                cuts.append((returns.lineno, start, returns.end_col_offset))
+                cuts.append((returns.lineno, start, _end(returns)[1]))
     for line_number, start, end in sorted(cuts, reverse=True):
         encoded = lines[line_number - 1].encode("utf-8")
         lines[line_number - 1] = (encoded[:start] + encoded[end:]).decode("utf-8")
@@ -312,9 +312,9 @@ def _variable_annotations(scope: ast.AST) -> list[tuple[int, int, int]]:
         if (
             isinstance(node, ast.AnnAssign)
             and node.value is not None
-            and node.annotation.lineno == node.annotation.end_lineno == node.target.end_lineno
+            and node.annotation.lineno == _end(node.annotation)[0] == _end(node.target)[0]
         ):
-            cuts.append((node.target.end_lineno, node.target.end_col_offset, node.annotation.end_col_offset))
+            cuts.append((*_end(node.target), _end(node.annotation)[1]))
     return cuts
 
 
@@ -369,10 +369,17 @@ def _compiles(source: str) -> bool:
     return True
 
 
+def _end(node: ast.expr | ast.stmt) -> tuple[int, int]:
+    """(line, column) where a parsed node ends; only a node built by hand, never parsed, has none."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        raise ValueError(f"{type(node).__name__} node without an end position: not from ast.parse")
+    return node.end_lineno, node.end_col_offset
+
+
 def _type_checking_blocks(tree: ast.Module) -> list[tuple[int, int]]:
     """Line ranges of module-level ``if TYPE_CHECKING:`` blocks: imports for type checkers only."""
     return [
-        (node.lineno, node.end_lineno)
+        (node.lineno, _end(node)[0])
         for node in tree.body
         if isinstance(node, ast.If)
         and not node.orelse
@@ -381,7 +388,7 @@ def _type_checking_blocks(tree: ast.Module) -> list[tuple[int, int]]:
     ]
 
 
-def _inside_any(span: tuple, blocks: list[tuple[int, int]]) -> bool:
+def _inside_any(span: tuple[tuple[int, int], tuple[int, int], bool], blocks: list[tuple[int, int]]) -> bool:
     return any(first <= span[0][0] <= last for first, last in blocks)
 
 
@@ -404,7 +411,7 @@ def _bare_string_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, 
                     and isinstance(statement.value.value, str)
                 ):
                     start = (statement.lineno, statement.col_offset)
-                    end = (statement.end_lineno, statement.end_col_offset)
+                    end = _end(statement)
                     spans.append((start, end, len(body) > 1))
     return spans
 

@@ -549,6 +549,23 @@ def test_no_wheel_newer_than_the_runtimes_glibc_and_no_deprecated_runtime():
     assert "manylinux_2_34_aarch64" in Target.parse("python3.12", "arm64").platform_tags()
 
 
+def test_every_install_for_lambda_offers_pip_the_targets_wheels_only(tmp_path):
+    """The layer, the SDK stand-in, the naive layer and review's requirements all install through
+    Target.pip_install_command: the runtime's glibc tags, binary wheels only, bytecode only when asked."""
+    target = Target.parse("python3.13", "arm64")
+    command = target.pip_install_command(tmp_path, ["attrs==25.3.0"], python_version="3.11")
+    assert command[1:6] == ["-m", "pip", "install", "--target", str(tmp_path)]
+    assert "--only-binary=:all:" in command and "--no-compile" in command
+    assert command[command.index("--python-version") + 1] == "3.11"  # the Python the wheels import under
+    assert {"manylinux_2_34_aarch64", "manylinux2014_aarch64"} <= set(command)
+    assert command[-1] == "attrs==25.3.0"
+    naive = target.pip_install_command(
+        tmp_path, ["-r", "pins.txt"], compile_bytecode=True, extra=["--no-deps"]
+    )
+    assert "--no-compile" not in naive and "--no-deps" in naive
+    assert naive[naive.index("--python-version") + 1] == "3.13"
+
+
 def test_example_template_passes_cfn_lint_and_the_sam_translator(monkeypatch):
     import subprocess
 

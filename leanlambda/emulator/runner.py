@@ -229,7 +229,7 @@ def _size(path: Path) -> int:
 class _Watch:
     """Follows the runtime process: alive or not, its peak memory, and whether it outgrew MemorySize."""
 
-    def __init__(self, process: subprocess.Popen, api: RuntimeApi, memory_mb: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], api: RuntimeApi, memory_mb: int) -> None:
         self.process = process
         self.api = api
         self.limit_kb = memory_mb * KB_PER_MB

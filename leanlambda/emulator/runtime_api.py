@@ -254,7 +254,7 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
 
         def _reply(
             self, status: HTTPStatus, body: bytes | dict[str, Any], headers: dict[str, str] | None = None
-        ):
+        ) -> None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             try:
                 self.send_response(status)

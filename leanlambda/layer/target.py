@@ -94,9 +94,10 @@ class Target:
         """`python -m pip install --target destination` of requirements (name==version pins, or `-r FILE`)
         with this target's wheels only: the one way the toolkit installs anything for Lambda.
 
-        python runs pip (default: this one; its version does not choose the wheels); compile_bytecode
-        keeps pip's default of compiling with it (a naive layer), otherwise nothing is compiled; extra
-        holds the caller's own pip options (--no-deps, --report FILE, ...)."""
+        python runs pip (default: this one; its version does not choose the wheels). compile_bytecode
+        keeps pip's default of compiling with that Python (a naive layer; review's site, as `sam build`
+        does); otherwise nothing is compiled. extra holds the caller's own options (--no-deps, --report).
+        """
         command = [python or sys.executable, "-m", "pip", "install", "--target", str(destination)]
         command += [*PIP_QUIET_ARGS, *(["--quiet"] if quiet else [])]
         command += [] if compile_bytecode else ["--no-compile"]
