@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import ast
 
+from leanlambda.known_packages import HEAVY_MODULES
 from leanlambda.review.import_cost import import_cost
 from leanlambda.review.model import FAIL, PASS, WARN, CheckResult, ReviewContext, count_result, listing
 from leanlambda.review.source import FUNCTION_NODES, SourceFile, call_name
-
-# Modules whose import costs tens to hundreds of ms (measured here: boto3 about 140 ms, pyupbit about 360 ms).
-HEAVY_MODULES = frozenset(
-    {
-        "boto3",
-        "botocore",
-        "s3transfer",
-        "psycopg2",
-        "pyupbit",
-        "pandas",
-        "numpy",
-        "requests",
-        "aws_lambda_powertools",
-        "scipy",
-        "sqlalchemy",
-    }
+from leanlambda.template_contract import (
+    ALWAYS_RETURN_ENV,
+    FACTORY_CLASS,
+    FACTORY_MODULE,
+    FAILED_RUN_CLASS,
+    METRICS_CLASS,
+    METRICS_MODULE,
+    PIPELINE_CLASS,
+    RUNTIME_CLASSES,
 )
+
 CLIENT_CONSTRUCTORS = frozenset(
     {
         "boto3.client",
@@ -33,14 +28,6 @@ CLIENT_CONSTRUCTORS = frozenset(
         "botocore.session.get_session",
         "botocore.session.Session",
     }
-)
-FACTORY_MODULE = "clients"
-METRICS_MODULE = "metrics"
-# The generated runtime's three classes (docs/design.md), each in its own module.
-RUNTIME_CLASSES = (
-    ("clients", "AWSClientFactory"),
-    ("pipeline", "PipelineExecutor"),
-    ("metrics", "MetricsCollector"),
 )
 BROAD_EXCEPTIONS = frozenset({"Exception", "BaseException"})
 DB_CONNECT = frozenset(
@@ -179,7 +166,7 @@ def client_reuse(ctx: ReviewContext) -> CheckResult:
             "client-reuse",
             findings,
             f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
-            f"get clients from {FACTORY_MODULE}.py's AWSClientFactory: run.clients.get(service)",
+            f"get clients from {FACTORY_MODULE}.py's {FACTORY_CLASS}: run.clients.get(service)",
         )
     return count_result(
         "client-reuse",
@@ -302,7 +289,7 @@ def modular(ctx: ReviewContext) -> CheckResult:
             good += 1
     total = len(RUNTIME_CLASSES)
     if problems:
-        fix = "keep the template's classes and run your steps through PipelineExecutor"
+        fix = f"keep the template's classes and run your steps through {PIPELINE_CLASS}"
         return CheckResult(
             "modular", FAIL, f"{good}/{total}", f"{total}/{total}", f"{listing(problems)}; fix: {fix}"
         )
@@ -311,7 +298,7 @@ def modular(ctx: ReviewContext) -> CheckResult:
         PASS,
         f"{total}/{total}",
         f"{total}/{total}",
-        "AWSClientFactory, PipelineExecutor and MetricsCollector present and used",
+        f"{FACTORY_CLASS}, {PIPELINE_CLASS} and {METRICS_CLASS} present and used",
     )
 
 
@@ -338,7 +325,7 @@ def metrics_batching(ctx: ReviewContext) -> CheckResult:
         return count_result(
             "metrics-batching",
             findings,
-            "metrics go through the generated MetricsCollector (EMF or batched PutMetricData)",
+            f"metrics go through the generated {METRICS_CLASS} (EMF or batched PutMetricData)",
             "add metrics to the collector (run.metrics.add); it flushes once per invocation",
         )
     ok = f"{calls} PutMetricData call(s), none per value in a loop" if calls else "no PutMetricData calls"
@@ -452,10 +439,6 @@ def _caught_locally(source: SourceFile, node: ast.AST) -> bool:
     return False
 
 
-ALWAYS_RETURN_ENV = "RAISE_ON_FAILURE"
-"""The generated handler's switch (template.yaml): `false` makes a failed run return instead of raise."""
-
-
 def _always_returns(ctx: ReviewContext) -> tuple[str, str] | None:
     """(where, why) when the handler module never lets a failed run end in an error."""
     source = ctx.sources.by_module(ctx.function.module)
@@ -521,7 +504,7 @@ def error_handling(ctx: ReviewContext) -> CheckResult:
             )
     fix = (
         "catch the exceptions you expect; let a failed run end in an error (the generated handler raises "
-        "PipelineFailed) so Lambda retries it and counts it in Errors"
+        f"{FAILED_RUN_CLASS}) so Lambda retries it and counts it in Errors"
         if ctx.leanlambda
         else "catch the exceptions you expect and let the rest raise: Lambda then reports, retries and "
         "counts the failure"

@@ -10,47 +10,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from leanlambda.known_packages import LAYER_PACKAGES
 from leanlambda.limits import TIMEOUT_MAX_S
 from leanlambda.review.model import FAIL, PASS, SKIP, WARN, CheckResult, ReviewContext, listing, locations_of
 from leanlambda.review.source import SourceFile, call_name
-
-WORST_CASE_NAME = "WORST_CASE_SECONDS"
-WAIT_HELPERS_MODULE, WAIT_HELPERS_CLASS = "pipeline", "Deadline"
-# Top-level names of packages that belong in the layer (or the runtime), never in the function zip.
-THIRD_PARTY_TOP_LEVEL = frozenset(
-    {
-        "boto3",
-        "botocore",
-        "s3transfer",
-        "jmespath",
-        "dateutil",
-        "six",
-        "urllib3",
-        "requests",
-        "certifi",
-        "idna",
-        "charset_normalizer",
-        "chardet",
-        "psycopg2",
-        "psycopg",
-        "pyupbit",
-        "pandas",
-        "numpy",
-        "pytz",
-        "tzdata",
-        "websockets",
-        "jwt",
-        "yaml",
-        "pydantic",
-        "pydantic_core",
-        "attr",
-        "attrs",
-        "typing_extensions",
-        "aws_lambda_powertools",
-        "sqlalchemy",
-        "pymysql",
-    }
+from leanlambda.template_contract import (
+    STEPS_MODULE,
+    WAIT_HELPERS_CLASS,
+    WAIT_HELPERS_MODULE,
+    WORST_CASE_NAME,
 )
+
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 POLICY_RESOURCE_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
 # Actions that only accept Resource "*": a wildcard resource is all one can write for them.
@@ -83,7 +53,7 @@ def _vendored(src: Path, own_package: str) -> list[str]:
             findings.append(f"{path.relative_to(src).as_posix()} (installed package metadata)")
     for entry in sorted(src.iterdir()):
         name = entry.name.removesuffix(".py")
-        if name != own_package and name in THIRD_PARTY_TOP_LEVEL:
+        if name != own_package and name in LAYER_PACKAGES:
             findings.append(f"src/{entry.name} (third-party package)")
     return findings
 
@@ -241,7 +211,7 @@ def timeouts(ctx: ReviewContext) -> CheckResult:
         seconds = float(timeout)
         if seconds > TIMEOUT_MAX_S:
             problems.append(f"Timeout {seconds:g} s is over Lambda's {TIMEOUT_MAX_S} s")
-    worst = declared_worst_case(ctx.sources.by_basename("steps"))
+    worst = declared_worst_case(ctx.sources.by_basename(STEPS_MODULE))
     if worst and seconds is not None and seconds < worst[0]:
         problems.append(
             f"Timeout {seconds:g} s does not cover {WORST_CASE_NAME} = {worst[0]:g} s ({worst[1]})"
