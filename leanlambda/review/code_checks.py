@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 
 from leanlambda.known_packages import HEAVY_MODULES
 from leanlambda.review.import_cost import import_cost
@@ -19,6 +20,8 @@ from leanlambda.template_contract import (
     RUNTIME_CLASSES,
 )
 
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+"""A module-level def or class: what the handler's call path is followed through."""
 CLIENT_CONSTRUCTORS = frozenset(
     {
         "boto3.client",
@@ -43,7 +46,7 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _module_level_imports(node: ast.AST):
+def _module_level_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     """Imports that run when the module is imported: not in functions, not under `if TYPE_CHECKING:`."""
     for child in ast.iter_child_nodes(node):
         if isinstance(child, FUNCTION_NODES):
@@ -56,7 +59,7 @@ def _module_level_imports(node: ast.AST):
                 yield from _module_level_imports(statement)
 
 
-def _module_defs(source: SourceFile) -> dict[str, ast.AST]:
+def _module_defs(source: SourceFile) -> dict[str, Definition]:
     return {
         node.name: node
         for node in source.tree.body
@@ -94,7 +97,7 @@ def path_names(source: SourceFile, entry: str | None) -> set[str]:
     return used
 
 
-def _heavy_imports(source: SourceFile):
+def _heavy_imports(source: SourceFile) -> Iterator[tuple[ast.Import | ast.ImportFrom, str, str]]:
     """(node, module, bound name) for each heavy module imported when the module is imported."""
     for node in _module_level_imports(source.tree):
         if isinstance(node, ast.Import):

@@ -7,11 +7,13 @@ import contextlib
 import functools
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from leanlambda.known_packages import LAYER_PACKAGES
 from leanlambda.limits import TIMEOUT_MAX_S
+from leanlambda.review.locate import mapping
 from leanlambda.review.model import FAIL, PASS, SKIP, WARN, CheckResult, ReviewContext, listing, locations_of
 from leanlambda.review.source import SourceFile, call_name
 from leanlambda.template_contract import (
@@ -113,13 +115,16 @@ def _number(node: ast.AST | None) -> float | None:
 def declared_worst_case(sources: list[SourceFile]) -> tuple[float, str] | None:
     for source in sources:
         for node in source.tree.body:
-            targets = (
-                node.targets
-                if isinstance(node, ast.Assign)
-                else ([node.target] if isinstance(node, ast.AnnAssign) else [])
-            )
+            targets: list[ast.expr]
+            assigned: ast.expr | None
+            if isinstance(node, ast.Assign):
+                targets, assigned = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign):
+                targets, assigned = [node.target], node.value
+            else:
+                continue
             if any(isinstance(t, ast.Name) and t.id == WORST_CASE_NAME for t in targets):
-                value = _number(node.value)
+                value = _number(assigned)
                 if value is not None:
                     return value, source.where(node)
     return None
@@ -265,9 +270,11 @@ def _managed_policy_name(value: Any) -> str | None:
     return value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
 
 
-def _policies(template: dict[str, Any]):
+def _policies(
+    template: dict[str, Any],
+) -> Iterator[tuple[str, list[dict[str, Any]], list[str], list[str]]]:
     """(where, statements, managed policy names, SAM policy templates) per IAM-bearing resource."""
-    resources = template.get("Resources") if isinstance(template.get("Resources"), dict) else {}
+    resources = mapping(template.get("Resources"))
     for logical_id, resource in resources.items():
         if not isinstance(resource, dict):
             continue
