@@ -14,6 +14,7 @@ everything itself: a replay or a recorded ``__validated`` skips this render.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from collections.abc import Mapping
@@ -34,8 +35,15 @@ COOKIECUTTER_CLI = "cookiecutter.cli"
 """The module of cookiecutter's command-line entry point."""
 
 
+@functools.cache
 def _pre_gen_hook() -> ModuleType:
-    """The hook script as a module: its validators are plain functions, its answers are read in main()."""
+    """The hook script as a module, loaded once: its validators are plain functions, its answers are
+    read in main().
+
+    Not the toolkit's ``leanlambda.template_contract.pre_gen_hook``: plain ``cookiecutter`` and cruft run
+    this file without the toolkit installed, and the hook to load is the one beside this copy of the
+    template (a git checkout at another version than the installed toolkit's, for ``cruft update``).
+    """
     spec = importlib.util.spec_from_file_location("_leanlambda_pre_gen_project", PRE_GEN_HOOK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -5,8 +5,8 @@
 
 An example is a folder under examples/ holding ``.cookiecutter.json`` (the answers it was
 generated with). Its *user-owned* files are those its ``pyproject.toml`` lists under
-``[tool.cruft] skip`` (paths relative to the function folder; a trailing ``/`` names a
-folder, an entry with ``*`` is a glob, as cruft treats them). Every other file is
+``[tool.cruft] skip``, read and matched as cruft does by ``leanlambda.template_contract``
+(``user_owned_entries``, ``is_user_owned``). Every other file is
 *template-owned* and must be byte-identical to a fresh bake of the template with those
 answers: this script makes it so, and ``tests/test_examples.py`` checks it with ``drift()``.
 """
@@ -14,13 +14,13 @@ answers: this script makes it so, and ``tests/test_examples.py`` checks it with 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import shutil
 import sys
 import tempfile
-import tomllib
 from pathlib import Path, PurePosixPath
+
+from leanlambda.template_contract import is_user_owned, user_owned_entries
 
 EXAMPLES = Path(__file__).resolve().parent
 REPO = EXAMPLES.parent
@@ -43,29 +43,6 @@ def recorded_answers(example: Path) -> dict[str, object]:
     """The answers to bake with: the recorded ones, without cookiecutter's private ``_`` keys."""
     answers = json.loads((example / ANSWERS_FILE).read_text(encoding="utf-8"))
     return {key: value for key, value in answers.items() if not key.startswith("_")}
-
-
-def skip_entries(example: Path) -> list[str]:
-    pyproject = example / "pyproject.toml"
-    if not pyproject.is_file():
-        return []
-    settings = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    return list(settings.get("tool", {}).get("cruft", {}).get("skip", []))
-
-
-def is_user_owned(relative: str, skip: list[str]) -> bool:
-    """Whether ``relative`` (a POSIX path inside the function) is covered by the skip list."""
-    path = PurePosixPath(relative)
-    candidates = [str(path)] + [str(parent) for parent in path.parents if str(parent) != "."]
-    for entry in skip:
-        if "*" in entry:  # cruft globs these from the function folder
-            if any(fnmatch.fnmatchcase(candidate, entry) for candidate in candidates):
-                return True
-            continue
-        target = entry.strip("/").removeprefix("./")
-        if relative == target or relative.startswith(target + "/"):
-            return True
-    return False
 
 
 def _ignored(relative: PurePosixPath) -> bool:
@@ -125,7 +102,7 @@ class Drift:
 
 def compare(example: Path, baked: Path) -> Drift:
     """Compare an example with a fresh bake of its answers (``baked``), byte for byte."""
-    skip = skip_entries(example)
+    skip = user_owned_entries(example)
     fresh = {name: path for name, path in _files(baked).items() if not is_user_owned(name, skip)}
     present = {name: path for name, path in _files(example).items() if not is_user_owned(name, skip)}
     changed = [

@@ -45,7 +45,6 @@ def postgres_files(module_name: str) -> list[str]:
         f"src/{module_name}/db.py",
         "tests/test_db.py",
         "tests/pg_server.py",
-        "events/db_event.json",
     ]
 
 
@@ -54,9 +53,6 @@ def upbit_files(module_name: str) -> list[str]:
         f"src/{module_name}/upbit.py",
         "tests/test_upbit.py",
         "tests/recorded",
-        "tests/cassettes",
-        "tests/fixtures/upbit",
-        "events/upbit_event.json",
     ]
 
 
@@ -74,9 +70,6 @@ def remove_unselected(root: Path, module_name: str, use_postgres: bool, use_upbi
         removed += remove_postgres_files(root, module_name)
     if not use_upbit:
         removed += remove_upbit_files(root, module_name)
-    fixtures = root / "tests" / "fixtures"
-    if fixtures.is_dir() and not any(fixtures.iterdir()):
-        fixtures.rmdir()
     return removed
 
 

@@ -23,7 +23,7 @@ import keyword
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 RUNTIMES = ("python3.13", "python3.14", "python3.12")
@@ -73,7 +73,9 @@ LINE_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 POSITIVE_INT_RE = re.compile(r"[1-9][0-9]*")
 
 # Top-level modules of the runtime, the layer and the test tools: a function module
-# with one of these names would shadow it (or be shadowed) on sys.path.
+# with one of these names would shadow it (or be shadowed) on sys.path. A copy, not an import: this
+# hook runs without the toolkit. tests/test_template_contract.py checks it covers the toolkit's list
+# of layer packages (leanlambda/known_packages.py).
 SHADOWED_MODULES = frozenset(
     {
         "awslambdaric",
@@ -101,6 +103,14 @@ SHADOWED_MODULES = frozenset(
         "yaml",
         "simplejson",
         "typing_extensions",
+        "chardet",
+        "pydantic",
+        "pydantic_core",
+        "attr",
+        "attrs",
+        "pymysql",
+        "scipy",
+        "sqlalchemy",
         "aws_lambda_powertools",
         "aws_xray_sdk",
         "pkg_resources",
@@ -456,27 +466,67 @@ def validate_layer_name(value: Any) -> str:
     )
 
 
+FIELD_VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "function_name": validate_function_name,
+    "description": validate_description,
+    "runtime": validate_runtime,
+    "architecture": validate_architecture,
+    "memory_size": validate_memory_size,
+    "timeout": validate_timeout,
+    "region": validate_region,
+    "use_postgres": functools.partial(validate_flag, "use_postgres"),
+    "use_upbit": functools.partial(validate_flag, "use_upbit"),
+    "metrics_namespace": validate_metrics_namespace,
+    "metrics_backend": validate_metrics_backend,
+    "layer_name": validate_layer_name,
+    "schedule_expression": validate_schedule,
+}
+"""Each prompt whose answer is judged alone, by cookiecutter key, in prompt order: the one list both
+validate_answers and ``leanlambda new`` (on --set answers, before anything is written) run."""
+
+ANSWER_ORDER = (
+    "function_name",
+    "module_name",
+    "stack_name",
+    "description",
+    "runtime",
+    "architecture",
+    "memory_size",
+    "timeout",
+    "region",
+    "aws_services",
+    "prewarm_services",
+    "use_postgres",
+    "use_upbit",
+    "metrics_namespace",
+    "metrics_backend",
+    "layer_name",
+    "schedule_expression",
+)
+"""cookiecutter.json's prompts, with the names derived from function_name right after it: the first
+bad answer in this order is the one reported."""
+OPTIONAL_ANSWERS = frozenset({"stack_name"})
+"""Answers a caller may leave out (a replay recorded before the stack name was derived)."""
+
+
 def validate_answers(answers: Mapping[str, Any], known: frozenset[str] | None) -> dict[str, Any]:
-    """Check every answer, in prompt order; returns the normalised values."""
+    """Check every answer, in ANSWER_ORDER; returns the normalised values.
+
+    FIELD_VALIDATORS judge an answer alone; the rest need an answer checked before them or the
+    known service names.
+    """
     result: dict[str, Any] = {}
-    result["function_name"] = validate_function_name(answers["function_name"])
-    result["module_name"] = validate_module_name(answers["module_name"], result["function_name"])
-    if "stack_name" in answers:
-        result["stack_name"] = validate_stack_name(answers["stack_name"])
-    result["description"] = validate_description(answers["description"])
-    result["runtime"] = validate_runtime(answers["runtime"])
-    result["architecture"] = validate_architecture(answers["architecture"])
-    result["memory_size"] = validate_memory_size(answers["memory_size"])
-    result["timeout"] = validate_timeout(answers["timeout"])
-    result["region"] = validate_region(answers["region"])
-    result["aws_services"] = validate_services(answers["aws_services"], known)
-    result["prewarm_services"] = validate_prewarm(answers["prewarm_services"], result["aws_services"], known)
-    result["use_postgres"] = validate_flag("use_postgres", answers["use_postgres"])
-    result["use_upbit"] = validate_flag("use_upbit", answers["use_upbit"])
-    result["metrics_namespace"] = validate_metrics_namespace(answers["metrics_namespace"])
-    result["metrics_backend"] = validate_metrics_backend(answers["metrics_backend"])
-    result["layer_name"] = validate_layer_name(answers["layer_name"])
-    result["schedule_expression"] = validate_schedule(answers["schedule_expression"])
+    related: dict[str, Callable[[Any], Any]] = {
+        "module_name": lambda value: validate_module_name(value, result["function_name"]),
+        "stack_name": validate_stack_name,
+        "aws_services": lambda value: validate_services(value, known),
+        "prewarm_services": lambda value: validate_prewarm(value, result["aws_services"], known),
+    }
+    for field in ANSWER_ORDER:
+        if field in OPTIONAL_ANSWERS and field not in answers:
+            continue
+        validator = FIELD_VALIDATORS.get(field) or related[field]
+        result[field] = validator(answers[field])
     return result
 
 

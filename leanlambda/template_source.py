@@ -29,4 +29,5 @@ def template_dir() -> Path:
 
 def template_context(directory: Path) -> dict[str, Any]:
     """cookiecutter.json: the prompts and their defaults."""
-    return json.loads((directory / CONTEXT_FILE).read_text(encoding="utf-8"))
+    context: dict[str, Any] = json.loads((directory / CONTEXT_FILE).read_text(encoding="utf-8"))
+    return context

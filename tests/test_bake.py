@@ -17,6 +17,8 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
+from leanlambda.template_contract import user_owned_entries
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RUFF = BIN / "ruff"
@@ -250,11 +252,8 @@ def test_recorded_answers_rebake_identically(tmp_path):
 
 
 def test_cruft_skip_lists_the_user_owned_files(baked):
-    import tomllib
-
     project = baked("defaults")
-    settings = tomllib.loads((project / "pyproject.toml").read_text())
-    skip = settings["tool"]["cruft"]["skip"]
+    skip = user_owned_entries(project)
     assert skip == [
         "src/my_function/steps.py",
         "tests/test_steps.py",

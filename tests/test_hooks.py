@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-HOOKS = Path(__file__).resolve().parent.parent / "hooks"
+from leanlambda.template_contract import HOOKS_DIR, pre_gen_hook, template_hook
+from leanlambda.template_source import template_context, template_dir
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"leanlambda_hook_{name}", HOOKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pre = _load("pre_gen_project")
-post = _load("post_gen_project")
+HOOKS = template_dir() / HOOKS_DIR
+FUNCTION_FOLDER = template_dir() / "{{cookiecutter.function_name}}"
+pre = pre_gen_hook()
+post = template_hook("post_gen_project")
 KNOWN = frozenset({"s3", "ssm", "ec2", "rds", "cloudwatch", "dynamodb", "secretsmanager"})
 
 GOOD_ANSWERS = {
@@ -307,6 +299,23 @@ def test_answers_are_checked_in_prompt_order():
     assert rejected(pre.validate_answers, answers, KNOWN).field == "memory_size"
 
 
+def test_every_prompt_has_its_validator_in_prompt_order():
+    """A new prompt without a validator, or one checked out of order, fails here."""
+    prompts = [key for key in template_context(template_dir()) if not key.startswith("_")]
+    derived = [field for field in pre.ANSWER_ORDER if field not in prompts]
+    assert [field for field in pre.ANSWER_ORDER if field in prompts] == prompts
+    assert derived == ["module_name", "stack_name"]
+    tabled = [field for field in pre.ANSWER_ORDER if field in pre.FIELD_VALIDATORS]
+    assert tabled == list(pre.FIELD_VALIDATORS)
+    assert set(prompts) - set(pre.FIELD_VALIDATORS) == {"aws_services", "prewarm_services"}
+
+
+@pytest.mark.parametrize("field", list(pre.FIELD_VALIDATORS))
+def test_validate_answers_reports_each_tabled_field(field):
+    answers = dict(GOOD_ANSWERS, **{field: "\n"})  # a line break: no field accepts it
+    assert rejected(pre.validate_answers, answers, KNOWN).field == field
+
+
 def test_tojson_reading_survives_hostile_strings():
     """The rendered hook reads answers as json.loads(r'<tojson>'): quotes cannot break out."""
     from jinja2 import Environment
@@ -369,6 +378,14 @@ def test_post_hook_removes_each_option_alone(tmp_path):
     post.remove_upbit_files(tmp_path, "fn")
     assert "src/fn/upbit.py" not in _files(tmp_path)
     assert post.remove_upbit_files(tmp_path, "fn") == []
+
+
+@pytest.mark.parametrize("option", ["postgres", "upbit"])
+def test_post_hook_names_only_files_the_template_has(option):
+    """A path the template never had would be a dead end: removing nothing, kept for nothing."""
+    files = getattr(post, f"{option}_files")("{{cookiecutter.__module_name}}")
+    missing = [relative for relative in files if not (FUNCTION_FOLDER / relative).exists()]
+    assert missing == []
 
 
 def test_hooks_read_answers_through_single_quoted_raw_strings():

@@ -12,7 +12,6 @@ plus one explicit example at the edge that once failed (the shortest timeout the
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -26,6 +25,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from leanlambda.review import CHECK_IDS
+from leanlambda.template_contract import pre_gen_hook
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEASURED_CHECKS = {"cold-start", "memory"}
@@ -46,17 +46,7 @@ PROFILE = "reliability" if os.environ.get("HYPOTHESIS_PROFILE") == "reliability"
 pytestmark = pytest.mark.slow
 
 
-def _load_hook():
-    spec = importlib.util.spec_from_file_location(
-        "leanlambda_hook_pre_prop", REPO_ROOT / "hooks" / "pre_gen_project.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-HOOK = _load_hook()
+HOOK = pre_gen_hook()
 
 
 def _valid_module(name: str) -> bool:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from leanlambda.limits import MEMORY_MAX_MB, MEMORY_MIN_MB, TIMEOUT_MAX_S
 MAX_REPEAT = 1000
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "invoke",
         help="run the function as Lambda would: AWS's runtime client, Lambda's CPU share, REPORT lines",
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _moto(enabled: bool):
+def _moto(enabled: bool) -> Iterator[dict[str, str]]:
     if not enabled:
         yield {}
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import sys
@@ -11,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from leanlambda.errors import UsageError
+from leanlambda.template_contract import pre_gen_hook
 from leanlambda.template_source import template_context, template_dir
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "new",
         help="generate a new function from the bundled template",
@@ -115,38 +115,17 @@ def parse_values(pairs: list[str], context: dict[str, Any]) -> dict[str, Any]:
 
 
 REJECTED = "the template rejected the answers (see the message above); nothing written"
-SINGLE_FIELD_VALIDATORS = (
-    "function_name",
-    "description",
-    "runtime",
-    "architecture",
-    "metrics_backend",
-    "memory_size",
-    "timeout",
-    "region",
-    "schedule_expression",
-    "metrics_namespace",
-    "layer_name",
-)
-"""Answers the template's own pre-generation hook can judge one by one, before anything is written."""
 
 
-def check_answers(source: Path, values: dict[str, Any]) -> None:
-    """Run the template's validators on --set answers first.
+def check_answers(values: dict[str, Any]) -> None:
+    """Run the template's own validators on --set answers first (those its FIELD_VALIDATORS judge alone).
 
     Cookiecutter creates the output folder (and a name's parent folders, for an answer like
     ``a/b``) before its hook runs, and removes only the last: checking here leaves nothing behind.
     """
-    hook_file = source / "hooks" / "pre_gen_project.py"
-    spec = importlib.util.spec_from_file_location("leanlambda_pre_gen", hook_file)
-    if spec is None or spec.loader is None:
-        return
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    for field in SINGLE_FIELD_VALIDATORS:
-        name = "validate_schedule" if field == "schedule_expression" else f"validate_{field}"
-        validator = getattr(hook, name, None)
-        if field in values and validator is not None:
+    hook = pre_gen_hook()
+    for field, validator in hook.FIELD_VALIDATORS.items():
+        if field in values:
             try:
                 validator(values[field])
             except hook.InvalidAnswer as error:
@@ -160,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     source = template_dir()
     context = template_context(source)
     values = parse_values(args.values, context)
-    check_answers(source, values)
+    check_answers(values)
     check_user_defaults()
     if args.from_example is not None:
         from leanlambda.example_copy import copy_example

@@ -20,7 +20,7 @@ from leanlambda.packaging import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "package",
         help="build the function's deterministic deployment zip",

@@ -12,7 +12,7 @@ from leanlambda.review.render import FORMATS, render
 DEFAULT_COLD_START_RUNS = 7  # an odd count, so the median is one measured run
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "review",
         help="score a function against the optimization checklist",

@@ -24,7 +24,7 @@ COLD_START_MS = 100.0  # Lambda's own Python hello world inits in ~80 ms
 PACKAGE_KB = 10.0  # the function's own code, zipped
 MEMORY_FRACTION = 0.30  # of MemorySize: room for the data a real run holds
 MEASURE_INIT, MEASURE_COLD_PATH = "init", "init+first-invoke"
-KNOWN = {
+KNOWN: dict[str, dict[str, type]] = {
     "cold-start": {"max-ms": float, "measure": str},
     "package-size": {"max-kb": float},
     "memory": {"max-fraction": float},

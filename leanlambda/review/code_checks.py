@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 
+from leanlambda.known_packages import HEAVY_MODULES
 from leanlambda.review.import_cost import import_cost
 from leanlambda.review.model import FAIL, PASS, WARN, CheckResult, ReviewContext, count_result, listing
 from leanlambda.review.source import FUNCTION_NODES, SourceFile, call_name
-
-# Modules whose import costs tens to hundreds of ms (measured here: boto3 about 140 ms, pyupbit about 360 ms).
-HEAVY_MODULES = frozenset(
-    {
-        "boto3",
-        "botocore",
-        "s3transfer",
-        "psycopg2",
-        "pyupbit",
-        "pandas",
-        "numpy",
-        "requests",
-        "aws_lambda_powertools",
-        "scipy",
-        "sqlalchemy",
-    }
+from leanlambda.template_contract import (
+    ALWAYS_RETURN_ENV,
+    FACTORY_CLASS,
+    FACTORY_MODULE,
+    FAILED_RUN_CLASS,
+    METRICS_CLASS,
+    METRICS_MODULE,
+    PIPELINE_CLASS,
+    RUNTIME_CLASSES,
 )
+
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+"""A module-level def or class: what the handler's call path is followed through."""
 CLIENT_CONSTRUCTORS = frozenset(
     {
         "boto3.client",
@@ -33,14 +31,6 @@ CLIENT_CONSTRUCTORS = frozenset(
         "botocore.session.get_session",
         "botocore.session.Session",
     }
-)
-FACTORY_MODULE = "clients"
-METRICS_MODULE = "metrics"
-# The generated runtime's three classes (docs/design.md), each in its own module.
-RUNTIME_CLASSES = (
-    ("clients", "AWSClientFactory"),
-    ("pipeline", "PipelineExecutor"),
-    ("metrics", "MetricsCollector"),
 )
 BROAD_EXCEPTIONS = frozenset({"Exception", "BaseException"})
 DB_CONNECT = frozenset(
@@ -56,7 +46,7 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _module_level_imports(node: ast.AST):
+def _module_level_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     """Imports that run when the module is imported: not in functions, not under `if TYPE_CHECKING:`."""
     for child in ast.iter_child_nodes(node):
         if isinstance(child, FUNCTION_NODES):
@@ -69,7 +59,7 @@ def _module_level_imports(node: ast.AST):
                 yield from _module_level_imports(statement)
 
 
-def _module_defs(source: SourceFile) -> dict[str, ast.AST]:
+def _module_defs(source: SourceFile) -> dict[str, Definition]:
     return {
         node.name: node
         for node in source.tree.body
@@ -107,7 +97,7 @@ def path_names(source: SourceFile, entry: str | None) -> set[str]:
     return used
 
 
-def _heavy_imports(source: SourceFile):
+def _heavy_imports(source: SourceFile) -> Iterator[tuple[ast.Import | ast.ImportFrom, str, str]]:
     """(node, module, bound name) for each heavy module imported when the module is imported."""
     for node in _module_level_imports(source.tree):
         if isinstance(node, ast.Import):
@@ -179,7 +169,7 @@ def client_reuse(ctx: ReviewContext) -> CheckResult:
             "client-reuse",
             findings,
             f"boto3 clients and sessions are created only in {FACTORY_MODULE}.py (the cached factory)",
-            f"get clients from {FACTORY_MODULE}.py's AWSClientFactory: run.clients.get(service)",
+            f"get clients from {FACTORY_MODULE}.py's {FACTORY_CLASS}: run.clients.get(service)",
         )
     return count_result(
         "client-reuse",
@@ -302,7 +292,7 @@ def modular(ctx: ReviewContext) -> CheckResult:
             good += 1
     total = len(RUNTIME_CLASSES)
     if problems:
-        fix = "keep the template's classes and run your steps through PipelineExecutor"
+        fix = f"keep the template's classes and run your steps through {PIPELINE_CLASS}"
         return CheckResult(
             "modular", FAIL, f"{good}/{total}", f"{total}/{total}", f"{listing(problems)}; fix: {fix}"
         )
@@ -311,7 +301,7 @@ def modular(ctx: ReviewContext) -> CheckResult:
         PASS,
         f"{total}/{total}",
         f"{total}/{total}",
-        "AWSClientFactory, PipelineExecutor and MetricsCollector present and used",
+        f"{FACTORY_CLASS}, {PIPELINE_CLASS} and {METRICS_CLASS} present and used",
     )
 
 
@@ -338,7 +328,7 @@ def metrics_batching(ctx: ReviewContext) -> CheckResult:
         return count_result(
             "metrics-batching",
             findings,
-            "metrics go through the generated MetricsCollector (EMF or batched PutMetricData)",
+            f"metrics go through the generated {METRICS_CLASS} (EMF or batched PutMetricData)",
             "add metrics to the collector (run.metrics.add); it flushes once per invocation",
         )
     ok = f"{calls} PutMetricData call(s), none per value in a loop" if calls else "no PutMetricData calls"
@@ -452,10 +442,6 @@ def _caught_locally(source: SourceFile, node: ast.AST) -> bool:
     return False
 
 
-ALWAYS_RETURN_ENV = "RAISE_ON_FAILURE"
-"""The generated handler's switch (template.yaml): `false` makes a failed run return instead of raise."""
-
-
 def _always_returns(ctx: ReviewContext) -> tuple[str, str] | None:
     """(where, why) when the handler module never lets a failed run end in an error."""
     source = ctx.sources.by_module(ctx.function.module)
@@ -521,7 +507,7 @@ def error_handling(ctx: ReviewContext) -> CheckResult:
             )
     fix = (
         "catch the exceptions you expect; let a failed run end in an error (the generated handler raises "
-        "PipelineFailed) so Lambda retries it and counts it in Errors"
+        f"{FAILED_RUN_CLASS}) so Lambda retries it and counts it in Errors"
         if ctx.leanlambda
         else "catch the exceptions you expect and let the rest raise: Lambda then reports, retries and "
         "counts the failure"

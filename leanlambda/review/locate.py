@@ -36,8 +36,15 @@ PSEUDO_PARAMETERS = {
     "AWS::NoValue": "",
 }
 SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+
+
 # Properties that give a resource its physical name, so `!Ref Resource` can stand for it.
 NAME_PROPERTIES = ("TableName", "BucketName", "QueueName", "TopicName", "FunctionName", "Name")
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping (a template section, a resource's Properties), else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -101,15 +108,15 @@ def _ref(name: str, template: dict[str, Any], region: str) -> str | None:
         return region
     if name in PSEUDO_PARAMETERS:
         return PSEUDO_PARAMETERS[name]
-    parameters = template.get("Parameters") if isinstance(template.get("Parameters"), dict) else {}
+    parameters = mapping(template.get("Parameters"))
     spec = parameters.get(name)
     if isinstance(spec, dict):
         default = spec.get("Default")
         return None if default is None else str(default)
-    resources = template.get("Resources") if isinstance(template.get("Resources"), dict) else {}
+    resources = mapping(template.get("Resources"))
     resource = resources.get(name)
     if isinstance(resource, dict):
-        props = resource.get("Properties") if isinstance(resource.get("Properties"), dict) else {}
+        props = mapping(resource.get("Properties"))
         named = next((props[key] for key in NAME_PROPERTIES if isinstance(props.get(key), str)), None)
         return named or name  # CloudFormation would generate a name; the logical id stands in for it
     return None
@@ -191,14 +198,16 @@ def _code_dir(root: Path, properties: dict[str, Any]) -> Path | None:
     return code_dir
 
 
-def _template_functions(root: Path, template_path: Path, answers: dict[str, Any], profile: str):
+def _template_functions(
+    root: Path, template_path: Path, answers: dict[str, Any], profile: str
+) -> list[ReviewedFunction]:
     template = _read_template(template_path)
-    resources = template.get("Resources") if isinstance(template.get("Resources"), dict) else {}
+    resources = mapping(template.get("Resources"))
     found = []
     for logical_id, resource in resources.items():
         if not isinstance(resource, dict) or resource.get("Type") not in FUNCTION_TYPES:
             continue
-        own = resource.get("Properties") if isinstance(resource.get("Properties"), dict) else {}
+        own = mapping(resource.get("Properties"))
         properties = _merge_globals(template, own) if resource.get("Type") == FUNCTION_TYPES[0] else own
         handler = properties.get("Handler")
         code_dir = _code_dir(root, properties)

@@ -20,6 +20,7 @@ from leanlambda.emulator.runner import MODE_INIT, MODE_INVOKE, Outcome, RunSpec,
 from leanlambda.packaging import build_package
 from leanlambda.review.budgets import MEASURE_COLD_PATH
 from leanlambda.review.deps import NOTHING_TO_INSTALL, install_requirements, requirements_file
+from leanlambda.review.locate import mapping
 from leanlambda.review.model import FAIL, PASS, SKIP, CheckResult, ReviewContext
 
 DEFAULT_LAYER_DIR = "layer"  # FUNCTION_DIR/layer, when --layer is not given
@@ -78,7 +79,7 @@ def _template_layer(ctx: ReviewContext, layer: object, setup: Setup) -> bool:
     resource = resources.get(layer["Ref"]) if isinstance(resources, dict) else None
     if not isinstance(resource, dict) or resource.get("Type") not in LAYER_TYPES:
         return False
-    props = resource.get("Properties") if isinstance(resource.get("Properties"), dict) else {}
+    props = mapping(resource.get("Properties"))
     content = props.get("ContentUri", props.get("Content"))
     if not isinstance(content, str):
         return False
@@ -144,7 +145,7 @@ def _lacking_result(check_id: str, budget: str, outcome: Outcome, setup: Setup) 
 
 
 def _run(
-    ctx: ReviewContext, setup: Setup, mode: str, event: object = None, env: dict | None = None
+    ctx: ReviewContext, setup: Setup, mode: str, event: object = None, env: dict[str, str] | None = None
 ) -> Outcome:
     """The one call of the emulator."""
     return run(
@@ -152,7 +153,7 @@ def _run(
     )
 
 
-def _moto():
+def _moto() -> contextlib.AbstractContextManager[dict[str, str]]:
     """A throwaway moto server (imported late: moto is heavy and only invokes need it)."""
     from leanlambda.emulator.motoserver import moto_server
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from leanlambda.review.budgets import Budgets
 from leanlambda.review.locate import PROFILE_LEANLAMBDA, ReviewedFunction
@@ -75,7 +76,7 @@ class Review:
     def count(self, status: str) -> int:
         return sum(1 for check in self.checks if check.status == status)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "function": self.function,
             "profile": self.profile,

@@ -246,9 +246,9 @@ def sql_params(ctx: ReviewContext) -> CheckResult:
             if not (isinstance(call.func, ast.Attribute) and call.func.attr in SQL_METHODS):
                 continue
             query = _query_argument(call)
-            candidates = [query]
+            candidates: list[ast.expr | None] = [query]
             if isinstance(query, ast.Name):
-                candidates = _assigned_values(source, call, query.id)
+                candidates = [*_assigned_values(source, call, query.id)]
             for candidate in candidates:
                 how = _built_string(candidate)
                 if how:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from leanlambda import __version__
 from leanlambda.review.model import FAIL, WARN, Review
@@ -15,7 +16,7 @@ DOCS_URI = "docs/checklist.md"
 LEVELS = {FAIL: "error", WARN: "warning"}
 
 
-def _rules(check_ids: list[str]) -> list[dict]:
+def _rules(check_ids: list[str]) -> list[dict[str, Any]]:
     return [
         {
             "id": check_id,
@@ -27,22 +28,22 @@ def _rules(check_ids: list[str]) -> list[dict]:
     ]
 
 
-def _location(path: str, line: int) -> dict:
+def _location(path: str, line: int) -> dict[str, Any]:
     """A path relative to the reviewed folder (FUNCTION_ROOT), as code scanning resolves it."""
-    physical: dict = {"artifactLocation": {"uri": path, "uriBaseId": "FUNCTION_ROOT"}}
+    physical: dict[str, Any] = {"artifactLocation": {"uri": path, "uriBaseId": "FUNCTION_ROOT"}}
     if line > 0:
         physical["region"] = {"startLine": line}
     return {"physicalLocation": physical}
 
 
-def _results(review: Review, rule_index: dict[str, int]) -> list[dict]:
+def _results(review: Review, rule_index: dict[str, int]) -> list[dict[str, Any]]:
     results = []
     for check in review.checks:
         if check.status not in LEVELS:
             continue
         figure = f"{check.value}; budget {check.budget}"
         message = f"{review.function}: {check.id} {check.status} ({figure}): {check.detail}"
-        result: dict = {
+        result: dict[str, Any] = {
             "ruleId": check.id,
             "ruleIndex": rule_index[check.id],
             "level": LEVELS[check.status],

@@ -7,50 +7,22 @@ import contextlib
 import functools
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from leanlambda.known_packages import LAYER_PACKAGES
 from leanlambda.limits import TIMEOUT_MAX_S
+from leanlambda.review.locate import mapping
 from leanlambda.review.model import FAIL, PASS, SKIP, WARN, CheckResult, ReviewContext, listing, locations_of
 from leanlambda.review.source import SourceFile, call_name
-
-WORST_CASE_NAME = "WORST_CASE_SECONDS"
-WAIT_HELPERS_MODULE, WAIT_HELPERS_CLASS = "pipeline", "Deadline"
-# Top-level names of packages that belong in the layer (or the runtime), never in the function zip.
-THIRD_PARTY_TOP_LEVEL = frozenset(
-    {
-        "boto3",
-        "botocore",
-        "s3transfer",
-        "jmespath",
-        "dateutil",
-        "six",
-        "urllib3",
-        "requests",
-        "certifi",
-        "idna",
-        "charset_normalizer",
-        "chardet",
-        "psycopg2",
-        "psycopg",
-        "pyupbit",
-        "pandas",
-        "numpy",
-        "pytz",
-        "tzdata",
-        "websockets",
-        "jwt",
-        "yaml",
-        "pydantic",
-        "pydantic_core",
-        "attr",
-        "attrs",
-        "typing_extensions",
-        "aws_lambda_powertools",
-        "sqlalchemy",
-        "pymysql",
-    }
+from leanlambda.template_contract import (
+    STEPS_MODULE,
+    WAIT_HELPERS_CLASS,
+    WAIT_HELPERS_MODULE,
+    WORST_CASE_NAME,
 )
+
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 POLICY_RESOURCE_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
 # Actions that only accept Resource "*": a wildcard resource is all one can write for them.
@@ -83,7 +55,7 @@ def _vendored(src: Path, own_package: str) -> list[str]:
             findings.append(f"{path.relative_to(src).as_posix()} (installed package metadata)")
     for entry in sorted(src.iterdir()):
         name = entry.name.removesuffix(".py")
-        if name != own_package and name in THIRD_PARTY_TOP_LEVEL:
+        if name != own_package and name in LAYER_PACKAGES:
             findings.append(f"src/{entry.name} (third-party package)")
     return findings
 
@@ -143,13 +115,16 @@ def _number(node: ast.AST | None) -> float | None:
 def declared_worst_case(sources: list[SourceFile]) -> tuple[float, str] | None:
     for source in sources:
         for node in source.tree.body:
-            targets = (
-                node.targets
-                if isinstance(node, ast.Assign)
-                else ([node.target] if isinstance(node, ast.AnnAssign) else [])
-            )
+            targets: list[ast.expr]
+            assigned: ast.expr | None
+            if isinstance(node, ast.Assign):
+                targets, assigned = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign):
+                targets, assigned = [node.target], node.value
+            else:
+                continue
             if any(isinstance(t, ast.Name) and t.id == WORST_CASE_NAME for t in targets):
-                value = _number(node.value)
+                value = _number(assigned)
                 if value is not None:
                     return value, source.where(node)
     return None
@@ -241,7 +216,7 @@ def timeouts(ctx: ReviewContext) -> CheckResult:
         seconds = float(timeout)
         if seconds > TIMEOUT_MAX_S:
             problems.append(f"Timeout {seconds:g} s is over Lambda's {TIMEOUT_MAX_S} s")
-    worst = declared_worst_case(ctx.sources.by_basename("steps"))
+    worst = declared_worst_case(ctx.sources.by_basename(STEPS_MODULE))
     if worst and seconds is not None and seconds < worst[0]:
         problems.append(
             f"Timeout {seconds:g} s does not cover {WORST_CASE_NAME} = {worst[0]:g} s ({worst[1]})"
@@ -295,9 +270,11 @@ def _managed_policy_name(value: Any) -> str | None:
     return value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
 
 
-def _policies(template: dict[str, Any]):
+def _policies(
+    template: dict[str, Any],
+) -> Iterator[tuple[str, list[dict[str, Any]], list[str], list[str]]]:
     """(where, statements, managed policy names, SAM policy templates) per IAM-bearing resource."""
-    resources = template.get("Resources") if isinstance(template.get("Resources"), dict) else {}
+    resources = mapping(template.get("Resources"))
     for logical_id, resource in resources.items():
         if not isinstance(resource, dict):
             continue
