@@ -30,8 +30,7 @@ from leanlambda.emulator.cpu_quota import PERIOD_US, CpuQuota
 from leanlambda.emulator.motoserver import moto_server
 from leanlambda.emulator.runner import Outcome, RunSpec, run
 from leanlambda.function import load_function
-from leanlambda.limits import FULL_VCPU_MEMORY_MB
-from leanlambda.pricing import billed_ms, cost_per_million
+from leanlambda.limits import FULL_VCPU_MEMORY_MB, billed_ms, cost_per_million
 
 ROOT = Path(__file__).resolve().parent.parent
 # tecracer, "Lambda: boto3 client creation at different memory sizes" (creating one client inside the
@@ -334,7 +333,7 @@ def section(quick: bool = False) -> str:
         f"billed cold = both rounded up to the ms; billed warm = the next {WARM_EVENTS} invocations in the "
         "same process (the same code in both variants: the cost uses their pooled median, so the "
         "difference is the cold path's); cost per million with AWS Lambda's us-east-1 prices "
-        f"(leanlambda/pricing.py), {COLD_SHARE:.0%} of invocations cold. Prewarm counts as cheaper at a "
+        f"(leanlambda/limits.py), {COLD_SHARE:.0%} of invocations cold. Prewarm counts as cheaper at a "
         "size only where its cold-path range lies wholly below the lazy one's.",
         "",
         *prewarm_lines,

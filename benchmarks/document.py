@@ -24,8 +24,13 @@ from benchmarks.report import (
     para,
 )
 from benchmarks.targets import NOISE_TOLERANCE, target_rows, why_the_misses
-from leanlambda.limits import FULL_VCPU_MEMORY_MB, INIT_BURST_MAX_S, cpu_share
-from leanlambda.pricing import PRICE_PER_GB_SECOND_USD, PRICE_PER_MILLION_REQUESTS_USD
+from leanlambda.limits import (
+    FULL_VCPU_MEMORY_MB,
+    INIT_BURST_MAX_S,
+    PRICE_PER_GB_SECOND_USD,
+    PRICE_PER_MILLION_REQUESTS_USD,
+    cpu_share,
+)
 
 PACKAGES = (
     "boto3",
@@ -194,7 +199,7 @@ def render(run: Run) -> str:
         is billed since 2025-08); GB-seconds at the memory size of the function's `template.yaml` times
         the architecture's price (x86_64 {prices["x86_64"]} USD/GB-s, arm64 {prices["arm64"]}), plus
         {PRICE_PER_MILLION_REQUESTS_USD:.2f} USD per million requests (AWS Lambda pricing, us-east-1, first
-        tier; constants from `leanlambda.pricing`), plus PutMetricData at {PUT_METRIC_DATA_USD_PER_1000} USD
+        tier; constants from `leanlambda.limits`), plus PutMetricData at {PUT_METRIC_DATA_USD_PER_1000} USD
         per 1000 requests.
         Durations are this machine's wall times, not Lambda's: at 128-1024 MB Lambda's CPU is a fraction of
         one vCPU (next section), so real durations are longer; the ratios between rows are the point."""),

@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from leanlambda.pricing import (
+from leanlambda.limits import (
     MB_PER_GB,
     MILLION,
     PRICE_PER_GB_SECOND_USD,

@@ -13,8 +13,7 @@ import statistics
 from benchmarks.harness import Samples, Variant, stat
 from benchmarks.metric_calls import PUT_METRIC_DATA_USD_PER_1000, allowed_calls
 from benchmarks.variants import EAGER_TWIN
-from leanlambda.limits import cpu_share
-from leanlambda.pricing import billed_ms, cost_per_million
+from leanlambda.limits import billed_ms, cost_per_million, cpu_share
 
 MIB = 1024
 """KiB per MiB: RSS is sampled in KiB."""

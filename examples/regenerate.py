@@ -20,11 +20,11 @@ import sys
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from leanlambda.function import ANSWERS_FILE
 from leanlambda.template_contract import is_user_owned, user_owned_entries
 
 EXAMPLES = Path(__file__).resolve().parent
 REPO = EXAMPLES.parent
-ANSWERS_FILE = ".cookiecutter.json"
 
 # Files that tools write into a function folder; neither template- nor user-owned.
 IGNORED_PARTS = frozenset(

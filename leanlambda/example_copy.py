@@ -28,8 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from leanlambda.errors import UsageError
+from leanlambda.function import ANSWERS_FILE
+from leanlambda.template_contract import JINJA_MARKERS
 
-ANSWERS_FILE = ".cookiecutter.json"
 CRUFT_FILE = ".cruft.json"
 GITIGNORE = "__pycache__/\n*.py[co]\n.pytest_cache/\n.ruff_cache/\n.mypy_cache/\n.venv/\n.aws-sam/\nbuild/\n"
 """What tests and tools write into a function folder: a clean tree for `cruft update` after `make test`."""
@@ -48,8 +49,6 @@ IGNORED_PARTS = frozenset(
     }
 )
 IGNORED_SUFFIXES = (".pyc", ".pyo")
-JINJA_MARKERS = ("{{", "{%", "{#")
-"""Cookiecutter renders answers as Jinja: an answer recorded with these would run at bake time."""
 COMMIT_IDENTITY = ("leanlambda", "leanlambda@localhost")
 """Author of the first commit when git has no user configured."""
 GIT_TIMEOUT_S = 120

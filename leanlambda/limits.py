@@ -1,11 +1,16 @@
-"""What Lambda is, in one place: its managed Python runtimes, their quotas and the CPU share per memory size.
+"""What Lambda is, in one place: its managed Python runtimes, their quotas, the CPU share per memory size,
+what every runtime provides, and its prices.
 
 Sources: the AWS Lambda developer guide (runtimes and their deprecation dates, quotas, "memory and
-computing power"). The template's hook keeps its own copy of the runtime choices and quotas, since a
+computing power"); AWS Lambda pricing, us-east-1, first tier (duration per GB-second by architecture,
+requests per million; since 2025-08 the INIT phase of on-demand zip functions on managed runtimes is billed
+as duration). The template's hook keeps its own copy of the runtime choices and quotas, since a
 generated function never imports the toolkit; a test compares the two.
 """
 
 from __future__ import annotations
+
+import math
 
 MIB = 1024 * 1024
 
@@ -108,3 +113,22 @@ RUNTIME_SYSTEM_LIBRARIES = frozenset(
         "linux-vdso.so.1",
     }
 )
+
+
+# Prices: AWS Lambda pricing, us-east-1, first tier.
+PRICE_PER_GB_SECOND_USD = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+PRICE_PER_MILLION_REQUESTS_USD = 0.20
+MILLION = 1_000_000
+MB_PER_GB = 1024
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills duration rounded up to the next millisecond."""
+    return max(1, math.ceil(duration_ms))
+
+
+def cost_per_million(billed_duration_ms: int, memory_mb: int, architecture: str) -> float:
+    """USD for a million invocations of this billed duration and memory, requests included."""
+    price = PRICE_PER_GB_SECOND_USD.get(architecture, PRICE_PER_GB_SECOND_USD["x86_64"])
+    gb_seconds = (billed_duration_ms / 1000) * (memory_mb / MB_PER_GB)
+    return gb_seconds * price * MILLION + PRICE_PER_MILLION_REQUESTS_USD

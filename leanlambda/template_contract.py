@@ -45,6 +45,10 @@ HANDLER_MODULE, FAILED_RUN_CLASS = "handler", "PipelineFailed"
 ALWAYS_RETURN_ENV = "RAISE_ON_FAILURE"
 """The handler's switch (template.yaml's Environment): `false` makes a failed run return instead of raise."""
 
+JINJA_MARKERS = ("{{", "{%", "{#")
+"""Cookiecutter renders every answer given ahead of time (or recorded) as a Jinja template, unsandboxed:
+an answer holding one of these would run as code at bake time (even one the hook then rejects)."""
+
 HOOKS_DIR = "hooks"
 PRE_GEN_HOOK = "pre_gen_project"
 """The hook whose FIELD_VALIDATORS, InvalidAnswer and validate_answers judge the answers."""

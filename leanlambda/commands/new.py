@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from leanlambda.errors import UsageError
-from leanlambda.template_contract import pre_gen_hook
+from leanlambda.function import ANSWERS_FILE
+from leanlambda.template_contract import JINJA_MARKERS, pre_gen_hook
 from leanlambda.template_source import template_context, template_dir
 
 
@@ -64,11 +65,6 @@ def _coerce(default: Any, value: str) -> Any:
             return False
         raise UsageError(f"--set expects true or false for this prompt, got {value!r}")
     return value
-
-
-JINJA_MARKERS = ("{{", "{%", "{#")
-"""Cookiecutter renders every answer given ahead of time as a Jinja template, unsandboxed: an answer
-holding one of these would run as code at bake time (even one the hook then rejects)."""
 
 
 def refuse_jinja(where: str, value: str) -> None:
@@ -190,7 +186,7 @@ def _generate(
     except CookiecutterException as error:
         raise UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
     print(created)
-    answers = Path(created) / ".cookiecutter.json"
+    answers = Path(created) / ANSWERS_FILE
     if answers.is_file():
         name = json.loads(answers.read_text(encoding="utf-8")).get("function_name", Path(created).name)
         print(f"next: leanlambda review {created}   (function {name})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leanlambda.emulator.runner import STATUS_SUCCESS, Outcome
-from leanlambda.pricing import billed_ms, cost_per_million
+from leanlambda.limits import billed_ms, cost_per_million
 
 
 def start_line(outcome: Outcome) -> str:
