@@ -550,8 +550,8 @@ def test_no_wheel_newer_than_the_runtimes_glibc_and_no_deprecated_runtime():
 
 
 def test_every_install_for_lambda_offers_pip_the_targets_wheels_only(tmp_path):
-    """The layer, the SDK stand-in, the naive layer and review's requirements all install through
-    Target.pip_install_command: the runtime's glibc tags, binary wheels only, bytecode only when asked."""
+    """Target.pip_install_command, through which the layer, the SDK stand-in, the naive layer and review's
+    requirements install: the runtime's glibc tags, binary wheels only, bytecode only when asked."""
     target = Target.parse("python3.13", "arm64")
     command = target.pip_install_command(tmp_path, ["attrs==25.3.0"], python_version="3.11")
     assert command[1:6] == ["-m", "pip", "install", "--target", str(tmp_path)]

@@ -371,3 +371,35 @@ def test_a_generated_always_return_switch_warns_when_on(switch, status, function
     if status == "warn":
         assert "RAISE_ON_FAILURE=false keeps it returning" in check["detail"]
     assert code == 0
+
+
+def test_requirements_are_installed_for_the_lambda_platform_with_the_measured_pythons_bytecode(tmp_path):
+    """What `sam build` would put in /var/task, compiled by the Python the measured runs use: bytecode of
+    the toolkit's own Python would be ignored there, and every measured cold start would compile."""
+    import subprocess
+
+    from leanlambda.emulator.runtime_client import choose_interpreter
+    from leanlambda.review.deps import install_requirements
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("boto3\nattrs\n", encoding="utf-8")  # boto3: the runtime's, never installed
+    site, note = install_requirements(requirements, "arm64", "python3.13")
+    assert site is not None, note
+    assert "python3.13 arm64" in note
+    assert not (site / "boto3").exists() and (site / "attrs").is_dir()
+    runner = choose_interpreter("python3.13")
+    tag = "cpython-" + runner.minor.replace(".", "")
+    assert list((site / "attrs" / "__pycache__").glob(f"__init__.{tag}.pyc"))
+    imported = subprocess.run(
+        [
+            runner.executable,
+            "-I",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import attrs",
+            str(site),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr

@@ -88,7 +88,3 @@ def test_the_hooks_shadowed_modules_cover_the_toolkits_layer_packages():
     """
     missing = known_packages.LAYER_PACKAGES - pre_gen_hook().SHADOWED_MODULES
     assert missing == frozenset()
-
-
-def test_heavy_modules_are_layer_packages():
-    assert known_packages.HEAVY_MODULES <= known_packages.LAYER_PACKAGES

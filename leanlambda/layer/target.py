@@ -95,8 +95,9 @@ class Target:
         with this target's wheels only: the one way the toolkit installs anything for Lambda.
 
         python runs pip (default: this one; its version does not choose the wheels). compile_bytecode
-        keeps pip's default of compiling with that Python (a naive layer; review's site, as `sam build`
-        does); otherwise nothing is compiled. extra holds the caller's own options (--no-deps, --report).
+        keeps pip's default of compiling with that Python (a naive layer, as most are built); otherwise
+        nothing is compiled, and the caller compiles with the runtime's Python (leanlambda.bytecode).
+        extra holds the caller's own options (--no-deps, --report).
         """
         command = [python or sys.executable, "-m", "pip", "install", "--target", str(destination)]
         command += [*PIP_QUIET_ARGS, *(["--quiet"] if quiet else [])]

@@ -15,13 +15,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from leanlambda.bytecode import FUNCTION_ROOT, compile_tree
 from leanlambda.emulator.runtime_client import choose_interpreter
-from leanlambda.layer.target import ARCH_MACHINE, DEFAULT_ARCH, DEFAULT_RUNTIME, RUNTIME_GLIBC, Target
-from leanlambda.limits import RUNTIME_SDK_DISTRIBUTIONS
+from leanlambda.errors import UsageError
+from leanlambda.layer.target import ARCH_MACHINE, DEFAULT_ARCH, Target
+from leanlambda.limits import DEFAULT_RUNTIME, RUNTIME_GLIBC, RUNTIME_SDK_DISTRIBUTIONS
 
 REQUIREMENTS_FILE = "requirements.txt"
 PIP_TIMEOUT_S = 300
 SITE_CACHE = Path(tempfile.gettempdir()) / "leanlambda-review-sites"
+SITE_LAYOUT = "bytecode-of-the-runner"
+"""Part of a cached site's key: sites cached before bytecode came from the measured Python are not reused."""
 
 
 def requirements_file(code_dir: Path, root: Path) -> Path | None:
@@ -78,14 +82,15 @@ def install_requirements(requirements: Path, architecture: str, runtime: str) ->
 def _install(wanted: tuple[str, ...], target: Target, python: str) -> tuple[Path | None, str]:
     platform = target.describe()
     args = target.pip_target_args(python)
-    key = hashlib.sha256("\n".join([*args, *wanted]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([SITE_LAYOUT, *args, *wanted]).encode()).hexdigest()[:16]
     site = SITE_CACHE / key
-    if (site / ".complete").is_file():
-        return site, f"requirements.txt installed for {platform}, Python {python}"
+    done_marker = site / ".complete"
+    if done_marker.is_file():
+        return site, done_marker.read_text(encoding="utf-8").strip()
     site.mkdir(parents=True, exist_ok=True)
-    command = target.pip_install_command(
-        site, wanted, python_version=python, compile_bytecode=True, extra=["--upgrade"]
-    )
+    # pip would compile with the toolkit's Python, whose bytecode the measured runs' Python ignores: the
+    # site is compiled by that Python instead, as `sam build` ships it (the requirements go to /var/task).
+    command = target.pip_install_command(site, wanted, python_version=python, extra=["--upgrade"])
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -93,5 +98,10 @@ def _install(wanted: tuple[str, ...], target: Target, python: str) -> tuple[Path
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
         return None, f"cannot install {', '.join(wanted)} for {platform}: {last}"
-    (site / ".complete").write_text("ok\n", encoding="utf-8")
-    return site, f"requirements.txt installed for {platform}, Python {python}"
+    note = f"requirements.txt installed for {platform}, Python {python}"
+    try:
+        compile_tree(site, python, FUNCTION_ROOT)
+    except UsageError as error:  # a file that does not compile: its package still imports, from source
+        note += f" (bytecode partly missing: {error})"
+    done_marker.write_text(note + "\n", encoding="utf-8")
+    return site, note
